@@ -1,0 +1,162 @@
+# TinyVMI build.  Everything goes to build/.
+#   make            library (.a, .so), headers, build/bin/tinyvmi and examples
+#   make test       the whole test suite (unit, sanitizers, core check, CLI,
+#                   guest lab); ends with "N passed, N failed"
+#   make unit       unit tests only (no guests)
+#   make bench      benchmarks (not part of make test)
+#   make check-core the core is freestanding: no libc, no writable globals
+#   make fuzz       fuzz targets (clang + libFuzzer), short runs
+#   make install PREFIX=/usr/local
+
+CC      ?= cc
+CLANG   ?= clang
+PREFIX  ?= /usr/local
+B       := build
+VERSION := 0.1.0
+
+WARN    := -Wall -Wextra -Wshadow -Wconversion -Wsign-conversion \
+           -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith \
+           -Wvla -Wformat=2 -Werror
+BASE    := -std=c11 -D_GNU_SOURCE -Iinclude -Isrc $(WARN) -MMD -MP
+OPT     ?= -O2 -g
+CFLAGS_LIB := $(BASE) $(OPT) -fPIC -fvisibility=hidden
+CFLAGS_SAN := $(BASE) -O1 -g -fno-omit-frame-pointer \
+              -fsanitize=address,undefined -fno-sanitize-recover=all
+# The freestanding core: no libc headers beyond the compiler's own, no
+# builtins turned into libc calls we did not provide.
+CFLAGS_FREE := $(BASE) -O2 -ffreestanding -fno-builtin -fno-stack-protector \
+               -fno-pic -fno-tree-loop-distribute-patterns -nostdinc \
+               -isystem $(shell $(CC) -print-file-name=include)
+
+CORE_SRC := $(sort $(wildcard src/core/*.c src/arch/*.c))
+CORE_SRC := $(filter-out src/core/shim_builtins.c,$(CORE_SRC))
+HOST_SRC := $(sort $(wildcard src/driver/*/*.c src/hosted/*.c))
+LIB_SRC  := $(CORE_SRC) $(HOST_SRC)
+TOOL_SRC := $(sort $(wildcard tools/tinyvmi/*.c))
+EX_SRC   := $(sort $(wildcard tools/examples/*.c))
+UNIT_SRC := $(sort $(wildcard tests/unit/*.c))
+BENCH_SRC:= $(sort $(wildcard bench/*.c))
+FUZZ_SRC := $(sort $(wildcard fuzz/*.c))
+LAB_SRC  := $(sort $(wildcard tests/lab/*.c))
+
+LIB_OBJ  := $(LIB_SRC:%.c=$(B)/obj/%.o)
+SAN_OBJ  := $(LIB_SRC:%.c=$(B)/san/%.o)
+FREE_OBJ := $(CORE_SRC:%.c=$(B)/free/%.o) $(B)/free/src/core/shim_builtins.o
+TOOL_OBJ := $(TOOL_SRC:%.c=$(B)/obj/%.o)
+UNIT_OBJ := $(UNIT_SRC:%.c=$(B)/obj/%.o)
+UNIT_SAN := $(UNIT_SRC:%.c=$(B)/san/%.o)
+EXAMPLES := $(EX_SRC:tools/examples/%.c=$(B)/bin/%)
+BENCHES  := $(BENCH_SRC:bench/%.c=$(B)/bench/%)
+FUZZERS  := $(FUZZ_SRC:fuzz/%.c=$(B)/fuzz/%)
+LABBINS  := $(LAB_SRC:tests/lab/%.c=$(B)/tests/lab/%)
+
+LIBA  := $(B)/lib/libtinyvmi.a
+LIBSO := $(B)/lib/libtinyvmi.so
+HOST_LIBS := -lm
+
+.PHONY: all lib tools test unit unit-san check-core bench fuzz install \
+        clean format lab-clean
+all: lib tools $(B)/tests/unit $(B)/tests/unit-san $(LABBINS)
+
+lib: $(LIBA) $(LIBSO) $(B)/include/libvmi/libvmi.h \
+     $(B)/include/tinyvmi/tinyvmi.h
+tools: $(B)/bin/tinyvmi $(EXAMPLES)
+
+$(B)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_LIB) -c $< -o $@
+$(B)/san/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_SAN) -c $< -o $@
+$(B)/free/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_FREE) -c $< -o $@
+
+$(LIBA): $(LIB_OBJ)
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+$(LIBSO): $(LIB_OBJ)
+	@mkdir -p $(@D)
+	$(CC) -shared -Wl,-soname,libtinyvmi.so.0 -Wl,--no-undefined \
+	    -o $@ $^ $(HOST_LIBS)
+$(B)/include/%.h: include/%.h
+	@mkdir -p $(@D)
+	cp $< $@
+
+$(B)/bin/tinyvmi: $(TOOL_OBJ) $(LIBA)
+	@mkdir -p $(@D)
+	$(CC) -o $@ $(TOOL_OBJ) $(LIBA) $(HOST_LIBS)
+$(B)/bin/%: $(B)/obj/tools/examples/%.o $(LIBA)
+	@mkdir -p $(@D)
+	$(CC) -o $@ $< $(LIBA) $(HOST_LIBS)
+
+$(B)/tests/unit: $(UNIT_OBJ) $(LIBA)
+	@mkdir -p $(@D)
+	$(CC) -o $@ $(UNIT_OBJ) $(LIBA) $(HOST_LIBS)
+$(B)/tests/unit-san: $(UNIT_SAN) $(SAN_OBJ)
+	@mkdir -p $(@D)
+	$(CC) -fsanitize=address,undefined -o $@ $^ $(HOST_LIBS)
+
+$(B)/tests/lab/%: $(B)/obj/tests/lab/%.o $(LIBA)
+	@mkdir -p $(@D)
+	$(CC) -o $@ $< $(LIBA) $(HOST_LIBS)
+
+$(B)/bench/%: $(B)/obj/bench/%.o $(LIBA)
+	@mkdir -p $(@D)
+	$(CC) -o $@ $< $(LIBA) $(HOST_LIBS)
+
+# The core links against nothing but its own shim: after a relocatable link,
+# no symbol may be undefined, and nothing may live in writable data.
+check-core: $(FREE_OBJ)
+	@mkdir -p $(B)/free
+	ld -r -o $(B)/free/core.o $(FREE_OBJ)
+	@undef=$$(nm -u $(B)/free/core.o); \
+	if [ -n "$$undef" ]; then \
+	  echo "check-core: the core references symbols it does not define:"; \
+	  echo "$$undef"; exit 1; fi
+	@rw=$$(nm $(B)/free/core.o | awk '$$2 ~ /^[bBdDcC]$$/'); \
+	if [ -n "$$rw" ]; then \
+	  echo "check-core: the core has writable globals:"; echo "$$rw"; \
+	  exit 1; fi
+	@echo "check-core: $(words $(FREE_OBJ)) objects, freestanding, no" \
+	  "undefined symbols, no writable globals"
+
+unit: $(B)/tests/unit $(B)/tests/unit-san
+	python3 tests/run.py --only unit
+
+test: all check-core $(BENCHES)
+	python3 tests/run.py
+
+bench: all $(BENCHES)
+	python3 bench/run.py
+
+$(B)/fuzz/%: fuzz/%.c $(LIB_SRC)
+	@mkdir -p $(@D)
+	$(CLANG) $(BASE) -O1 -g -fsanitize=fuzzer,address,undefined \
+	    -o $@ $< $(LIB_SRC) $(HOST_LIBS)
+fuzz: $(FUZZERS)
+	python3 tests/run.py --only fuzz
+
+install: lib tools
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/bin \
+	    $(DESTDIR)$(PREFIX)/include/libvmi \
+	    $(DESTDIR)$(PREFIX)/include/tinyvmi \
+	    $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 644 $(LIBA) $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(LIBSO) $(DESTDIR)$(PREFIX)/lib/libtinyvmi.so.$(VERSION)
+	ln -sf libtinyvmi.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libtinyvmi.so.0
+	ln -sf libtinyvmi.so.0 $(DESTDIR)$(PREFIX)/lib/libtinyvmi.so
+	install -m 644 include/libvmi/*.h $(DESTDIR)$(PREFIX)/include/libvmi/
+	install -m 644 include/tinyvmi/*.h $(DESTDIR)$(PREFIX)/include/tinyvmi/
+	install -m 755 $(B)/bin/* $(DESTDIR)$(PREFIX)/bin/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' \
+	    tinyvmi.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/tinyvmi.pc
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(B)/obj $(B)/san $(B)/free $(B)/lib $(B)/bin $(B)/tests \
+	    $(B)/bench $(B)/fuzz $(B)/include
+
+-include $(shell find $(B)/obj $(B)/san $(B)/free -name '*.d' 2>/dev/null)

@@ -1,0 +1,106 @@
+/*
+ * TinyVMI's additions to the LibVMI-compatible API: error reporting with a
+ * reason, allocator and log hooks, and a view of the target's layout.
+ * Include after (or instead of) <libvmi/libvmi.h>.
+ */
+#ifndef TINYVMI_H
+#define TINYVMI_H
+
+#include <libvmi/libvmi.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#pragma GCC visibility push(default)
+
+/* Status codes: 0 is success, failures are negative. */
+#define TINYVMI_ERRORS(X)                                         \
+    X(OK, 0, "success")                                           \
+    X(ENOMEM, -1, "out of memory")                                \
+    X(EINVAL, -2, "invalid argument")                             \
+    X(ENOTSUP, -3, "not supported")                               \
+    X(EIO, -4, "I/O error")                                       \
+    X(EFORMAT, -5, "malformed input")                             \
+    X(ETRUNC, -6, "truncated input")                              \
+    X(EUNMAPPED, -7, "address not mapped")                        \
+    X(ENONCANON, -8, "non-canonical address")                     \
+    X(ERANGE, -9, "out of range")                                 \
+    X(ENOENT, -10, "not found")                                   \
+    X(ELOOP, -11, "cycle or runaway structure")                   \
+    X(ESTATE, -12, "not ready: a required step was not done")
+
+enum tinyvmi_status {
+#define TINYVMI_ENUM_(name, value, text) TINYVMI_##name = value,
+    TINYVMI_ERRORS(TINYVMI_ENUM_)
+#undef TINYVMI_ENUM_
+};
+
+/** A short description of a status code. */
+const char *tinyvmi_strerror(int status);
+/** The status code's name, e.g. "EUNMAPPED". */
+const char *tinyvmi_err_name(int status);
+
+/** The status of the instance's last failed call (0 if none failed). */
+int tinyvmi_last_status(vmi_instance_t vmi);
+/** What the last failed call found wrong and where, e.g.
+ *  "0xffff888000000000 not mapped (PML4E 0x1234 not present)". */
+const char *tinyvmi_last_error(vmi_instance_t vmi);
+
+/** Why the calling thread's last vmi_init/vmi_init_complete failed (the
+ *  instance is gone by then, so its last error is kept here). */
+const char *tinyvmi_init_error(void);
+
+/** Allocator: Lua-style.  Called with (ctx, ptr, old_size, new_size): new
+ *  size 0 frees ptr and returns NULL; otherwise (re)allocates.  Log: gets
+ *  each message the library logs, with a level (0 error .. 3 debug). */
+typedef void *(*tinyvmi_alloc_fn)(void *ctx, void *ptr, size_t old_size,
+                                  size_t new_size);
+typedef void (*tinyvmi_log_fn)(void *ctx, int level, const char *msg);
+
+typedef struct tinyvmi_hooks {
+    uint32_t version; /**< TINYVMI_HOOKS_VERSION */
+    tinyvmi_alloc_fn alloc;
+    void *alloc_ctx;
+    tinyvmi_log_fn log;
+    void *log_ctx;
+    int log_level; /**< highest level passed to log */
+} tinyvmi_hooks_t;
+
+#define TINYVMI_HOOKS_VERSION 1
+
+/** A range of guest-physical memory backed by RAM. */
+typedef struct tinyvmi_range {
+    uint64_t start; /**< first guest-physical address */
+    uint64_t size;  /**< bytes */
+} tinyvmi_range_t;
+
+/** The target's format ("raw", "elf", "lime", ...). */
+const char *tinyvmi_format(vmi_instance_t vmi);
+/** Number of RAM ranges; range i is copied to *out (returns VMI_FAILURE for
+ *  a bad index). */
+size_t tinyvmi_range_count(vmi_instance_t vmi);
+status_t tinyvmi_range_get(vmi_instance_t vmi, size_t i, tinyvmi_range_t *out);
+
+/** Sets the page mode and kernel page-table root by hand, e.g. for a raw
+ *  dump that carries no registers.  Flushes cached translations. */
+status_t tinyvmi_set_paging(vmi_instance_t vmi, page_mode_t mode, addr_t dtb);
+
+/** The page mode's name ("IA-32e", "LA57", "PAE", ...). */
+const char *tinyvmi_page_mode_name(page_mode_t mode);
+
+/** Translation cache statistics (for benchmarks and tests). */
+typedef struct tinyvmi_cache_stats {
+    uint64_t hits, misses, flushes;
+} tinyvmi_cache_stats_t;
+void tinyvmi_cache_stats(vmi_instance_t vmi, tinyvmi_cache_stats_t *out);
+/** Turns the translation cache on (default) or off. */
+void tinyvmi_cache_enable(vmi_instance_t vmi, int on);
+
+#pragma GCC visibility pop
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TINYVMI_H */

@@ -1,0 +1,246 @@
+/*
+ * TinyVMI internals shared by the core, the architectures and the drivers.
+ *
+ * The core (src/core, src/arch) is freestanding: it includes only the
+ * compiler's freestanding headers, calls no libc, keeps no global state and
+ * allocates only through the instance's allocator hook.  Drivers and tools
+ * are hosted code and may use libc.
+ */
+#ifndef TV_H
+#define TV_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <tinyvmi/tinyvmi.h>
+
+#define TV_HIDDEN __attribute__((visibility("hidden")))
+#define TV_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#define TV_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ---- Shim: the only "libc" the core uses (src/core/shim.c) ------------- */
+
+void *tv_memcpy(void *dst, const void *src, size_t n);
+void *tv_memset(void *dst, int c, size_t n);
+int tv_memcmp(const void *a, const void *b, size_t n);
+size_t tv_strlen(const char *s);
+size_t tv_strnlen(const char *s, size_t max);
+int tv_strcmp(const char *a, const char *b);
+/* snprintf subset: %s %c %d %i %u %x %X %p %%, with l/ll/z/j sizes, '0' and
+ * '-' flags, width and precision (%.*s too).  Always NUL-terminates when
+ * size > 0; returns the length the full output would have had. */
+size_t tv_fmt(char *buf, size_t size, const char *fmt, ...) TV_PRINTF(3, 4);
+size_t tv_vfmt(char *buf, size_t size, const char *fmt, va_list ap);
+
+/* ---- Drivers: capability groups ------------------------------------------ */
+
+/* A range of guest-physical RAM and where the driver keeps it (for file
+ * drivers, the file offset of `start`). */
+typedef struct tv_range {
+    uint64_t start;
+    uint64_t size;
+    uint64_t offset;
+} tv_range_t;
+
+/* Physical memory: required.  The core calls read/write only for spans that
+ * lie inside one range; `off` is range->offset + (pa - range->start). */
+typedef struct tv_mem_ops {
+    int (*read)(void *ctx, uint64_t pa, uint64_t off, void *buf, size_t len);
+    int (*write)(void *ctx, uint64_t pa, uint64_t off, const void *buf,
+                 size_t len); /* NULL: read-only target */
+} tv_mem_ops_t;
+
+/* vCPU state: optional (a raw dump has none). */
+typedef struct tv_vcpu_ops {
+    unsigned (*count)(void *ctx);
+    int (*get_reg)(void *ctx, unsigned vcpu, reg_t reg, uint64_t *value);
+    int (*set_reg)(void *ctx, unsigned vcpu, reg_t reg,
+                   uint64_t value); /* NULL: read-only */
+} tv_vcpu_ops_t;
+
+/* Run control: optional (dumps are never running). */
+typedef struct tv_ctl_ops {
+    int (*pause)(void *ctx);
+    int (*resume)(void *ctx);
+} tv_ctl_ops_t;
+
+typedef struct tv_driver {
+    const char *name;     /* format or platform: "raw", "elf", "lime" */
+    void *ctx;            /* the driver's own state */
+    const tv_mem_ops_t *mem;
+    const tv_vcpu_ops_t *vcpu; /* NULL: no vCPU state */
+    const tv_ctl_ops_t *ctl;   /* NULL: no run control */
+    void (*close)(void *ctx);
+    const tv_range_t *ranges;  /* sorted by start, non-overlapping */
+    size_t nranges;
+    vmi_arch_t arch;           /* what the target says it is, if it does */
+} tv_driver_t;
+
+/* ---- Architectures as data (src/arch) ------------------------------------ */
+
+#define TV_PT_MAX_LEVELS 6
+
+typedef struct tv_pt_level {
+    uint8_t shift;     /* lowest VA bit of this level's index */
+    uint8_t bits;      /* index width */
+    uint8_t can_large; /* an entry here may map a page (PS bit) */
+    char name[7];      /* "PML4E", "PDE", ... */
+} tv_pt_level_t;
+
+struct vmi_instance;
+
+typedef struct tv_pt_format {
+    const char *name;   /* "IA-32e" */
+    page_mode_t mode;
+    uint8_t nlevels;
+    uint8_t pte_size;   /* 4 or 8 bytes */
+    uint8_t va_bits;    /* 32, 48 or 57: higher VA bits must sign-extend */
+    uint8_t addr_width; /* guest pointer size in bytes */
+    uint64_t root_mask; /* bits of the DTB that locate the top table */
+    uint64_t table_mask; /* bits of an entry that locate the next table */
+    uint64_t present;   /* bit that marks an entry present */
+    uint64_t large;     /* bit that marks a page at a can_large level */
+    tv_pt_level_t level[TV_PT_MAX_LEVELS]; /* top level first */
+    /* Physical base of a large page mapped by entry at level lvl; NULL:
+     * the entry's table_mask bits above the page offset. */
+    uint64_t (*large_base)(uint64_t entry, unsigned lvl);
+} tv_pt_format_t;
+
+typedef struct tv_walk_entry {
+    uint64_t location; /* physical address of the entry */
+    uint64_t value;
+} tv_walk_entry_t;
+
+typedef struct tv_walk {
+    uint64_t va;
+    uint64_t pa;        /* valid when the walk succeeded */
+    uint64_t page_size; /* bytes mapped by the final entry */
+    unsigned nentries;  /* entries read, top level first */
+    tv_walk_entry_t entry[TV_PT_MAX_LEVELS];
+} tv_walk_t;
+
+/* The format for a page mode, or NULL. */
+const tv_pt_format_t *tv_pt_format(page_mode_t mode);
+/* Walks fmt's tables rooted at dtb for va.  Fills *w as far as it got, even
+ * on failure; failures set the instance's last error. */
+int tv_pt_walk(struct vmi_instance *vmi, const tv_pt_format_t *fmt,
+               uint64_t dtb, uint64_t va, tv_walk_t *w);
+/* Paging mode from x86 control registers (VMI_PM_NONE when CR0.PG is 0). */
+page_mode_t tv_x86_page_mode(uint64_t cr0, uint64_t cr4, uint64_t efer);
+
+/* ---- Translation cache (src/core/cache.c) --------------------------------- */
+
+typedef struct tv_v2p_slot {
+    uint64_t tag;   /* va >> 12; live only when gen matches */
+    uint64_t dtb;
+    uint64_t pa;    /* physical address of the 4 KiB page */
+    uint64_t span;  /* bytes from the page start that stay contiguous */
+    uint32_t gen;
+} tv_v2p_slot_t;
+
+typedef struct tv_v2p_cache {
+    tv_v2p_slot_t *slot;
+    size_t nslots;  /* power of two */
+    uint32_t gen;   /* bumping it empties the cache in O(1) */
+    bool enabled;
+    tinyvmi_cache_stats_t stats;
+} tv_v2p_cache_t;
+
+/* lookup/insert speak of va itself: *pa is va's physical address and *span
+ * the bytes from va on that stay physically contiguous (to the end of the
+ * page that maps va); the cache normalises to 4 KiB slots inside. */
+int tv_cache_init(struct vmi_instance *vmi, size_t nslots);
+void tv_cache_free(struct vmi_instance *vmi);
+bool tv_cache_lookup(tv_v2p_cache_t *c, uint64_t dtb, uint64_t va,
+                     uint64_t *pa, uint64_t *span);
+void tv_cache_insert(tv_v2p_cache_t *c, uint64_t dtb, uint64_t va,
+                     uint64_t pa, uint64_t span);
+void tv_cache_flush(tv_v2p_cache_t *c);
+
+/* ---- The instance ---------------------------------------------------------- */
+
+#define TV_ERRMSG_MAX 256
+
+struct vmi_instance {
+    tinyvmi_hooks_t hooks;
+    vmi_mode_t mode;
+    tv_driver_t drv;
+    bool have_drv;
+
+    uint64_t memsize; /* bytes of RAM over all ranges */
+    uint64_t max_pa;  /* one past the last RAM byte */
+
+    page_mode_t page_mode;
+    const tv_pt_format_t *pt; /* NULL until paging is set up */
+    uint64_t kdtb;            /* kernel page-table root */
+    tv_v2p_cache_t v2p;
+
+    os_t os;
+
+    int last_status;
+    char last_error[TV_ERRMSG_MAX];
+};
+
+/* Creates an instance with the given hooks (a NULL alloc is refused). */
+int tv_instance_new(const tinyvmi_hooks_t *hooks, struct vmi_instance **out);
+/* Adopts drv (copies it) and derives memsize/max_pa from its ranges,
+ * checking they are sorted and disjoint. */
+int tv_instance_attach(struct vmi_instance *vmi, const tv_driver_t *drv);
+void tv_instance_free(struct vmi_instance *vmi);
+
+/* Allocation through the hooks. */
+void *tv_alloc(struct vmi_instance *vmi, size_t size);
+void *tv_calloc(struct vmi_instance *vmi, size_t n, size_t size);
+void tv_free(struct vmi_instance *vmi, void *p, size_t size);
+
+/* Records a failure (status and formatted reason) and returns status.
+ * vmi->last_error may be passed as an argument to wrap the last reason. */
+int tv_fail(struct vmi_instance *vmi, int status, const char *fmt, ...)
+    TV_PRINTF(3, 4);
+/* Logs at a level (0 error, 1 warning, 2 info, 3 debug). */
+void tv_log(struct vmi_instance *vmi, int level, const char *fmt, ...)
+    TV_PRINTF(3, 4);
+
+/* ---- Memory (src/core/mem.c) ------------------------------------------------ */
+
+/* The range holding pa, or NULL. */
+const tv_range_t *tv_range_find(const struct vmi_instance *vmi, uint64_t pa);
+/* Reads/writes exactly len bytes of physical memory, across ranges; fails
+ * with EUNMAPPED at the first byte not backed by RAM.  *done (optional)
+ * gets the bytes transferred before the failure. */
+int tv_read_pa(struct vmi_instance *vmi, uint64_t pa, void *buf, size_t len,
+               size_t *done);
+int tv_write_pa(struct vmi_instance *vmi, uint64_t pa, const void *buf,
+                size_t len, size_t *done);
+/* Virtual -> physical through dtb (fmt NULL: the instance's), with the
+ * cache.  *span (optional) gets how many bytes from va on are contiguous. */
+int tv_translate(struct vmi_instance *vmi, const tv_pt_format_t *fmt,
+                 uint64_t dtb, uint64_t va, uint64_t *pa, uint64_t *span);
+int tv_read_va(struct vmi_instance *vmi, const tv_pt_format_t *fmt,
+               uint64_t dtb, uint64_t va, void *buf, size_t len,
+               size_t *done);
+int tv_write_va(struct vmi_instance *vmi, const tv_pt_format_t *fmt,
+                uint64_t dtb, uint64_t va, const void *buf, size_t len,
+                size_t *done);
+
+/* Little-endian loads (guest memory is little-endian on every target). */
+static inline uint16_t tv_le16(const void *p)
+{
+    const uint8_t *b = p;
+    return (uint16_t)(b[0] | (b[1] << 8));
+}
+static inline uint32_t tv_le32(const void *p)
+{
+    const uint8_t *b = p;
+    return (uint32_t)b[0] | ((uint32_t)b[1] << 8) | ((uint32_t)b[2] << 16) |
+           ((uint32_t)b[3] << 24);
+}
+static inline uint64_t tv_le64(const void *p)
+{
+    const uint8_t *b = p;
+    return (uint64_t)tv_le32(b) | ((uint64_t)tv_le32(b + 4) << 32);
+}
+
+#endif /* TV_H */
