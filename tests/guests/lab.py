@@ -1,0 +1,1211 @@
+#!/usr/bin/env python3
+"""TinyVMI guest lab: real Debian kernels under QEMU, with ground truth.
+
+Commands (NAME is a guest of the matrix, see `list`):
+  fetch [--refresh]        Debian's current amd64 kernels + busybox-static -> build/lab/kernels
+  boot NAME                boot the guest, wait for ===TVLAB-READY=== on its serial console
+  snapshot NAME [--cont]   pause; regs.json, dump.elf, dump.raw, truth.json (stays paused)
+  oracle NAME [--count N] [--seed S] [-o FILE]   QEMU's gva2gpa for N kernel addresses
+  ensure NAME [--live]     fetch + boot + snapshot + oracle, each step only if needed
+  stop NAME...|all         quit QEMU (no process is left behind)
+  env NAME                 shell `export` lines for tests
+  hmp NAME COMMAND...      run one HMP command (debugging aid)
+  status | list            what runs / the matrix
+
+Python standard library only. Host tools: apt-get, apt-cache, dpkg-deb, qemu-system-x86_64,
+xz (lzma module), zstd (only for .ko.zst modules). Artifacts live in build/lab (TVLAB_ROOT).
+"""
+
+import argparse
+import gzip
+import hashlib
+import json
+import lzma
+import os
+import random
+import re
+import shlex
+import shutil
+import signal
+import socket
+import stat
+import struct
+import subprocess
+import sys
+import tarfile
+import time
+import uuid
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+LAB = Path(os.environ.get("TVLAB_ROOT", REPO / "build" / "lab"))
+SHARED = Path(os.environ.get("TVLAB_SHARED", REPO.parent / "shared"))
+KERNELS = LAB / "kernels"
+GUESTS_DIR = LAB / "guests"
+
+# ---------------------------------------------------------------- the matrix (data)
+
+# Kernel lines: the apt target release whose linux-image-amd64 picks the kernel
+# (None = the default candidate: bookworm plus bookworm-security).
+KERNEL_LINES = {
+    "6.1": None,
+    "6.12": "bookworm-backports",
+}
+# "isf": the fixed kernel in shared/data that comes with a Volatility ISF.
+GUESTS = {
+    "k61-4l-1c": {"kernel": "6.1", "la57": False, "smp": 1},
+    "k61-5l-2c": {"kernel": "6.1", "la57": True, "smp": 2},
+    "k612-4l-2c": {"kernel": "6.12", "la57": False, "smp": 2},
+    "k612-5l-1c": {"kernel": "6.12", "la57": True, "smp": 1},
+    "isf-4l-1c": {"kernel": "isf", "la57": False, "smp": 1},
+}
+RAM_MIB = 256
+MODULES = {"loop": "drivers/block/loop.ko", "dummy": "drivers/net/dummy.ko"}
+APT_SOURCES = """\
+deb http://deb.debian.org/debian bookworm main
+deb http://deb.debian.org/debian bookworm-backports main
+deb http://deb.debian.org/debian-security bookworm-security main
+"""
+KERNEL_APPEND = "console=ttyS0 panic=-1 oops=panic"   # KASLR stays on
+BOOT_TIMEOUT = float(os.environ.get("TVLAB_BOOT_TIMEOUT", "180"))
+CR4_LA57 = 1 << 12
+PF_KTHREAD = 0x00200000
+USER_MARKER = b"TVLAB-USER-MARKER:4242:alpha:beta\0"
+
+T0 = time.monotonic()
+
+
+class LabError(Exception):
+    """An error with a message meant for the user; exit status 1."""
+
+
+def log(msg):
+    print(f"[lab {time.monotonic() - T0:6.1f}s] {msg}", file=sys.stderr, flush=True)
+
+
+def run(argv, timeout=600, **kw):
+    """Run a command; raise LabError with its output on failure."""
+    try:
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **kw)
+    except subprocess.TimeoutExpired:
+        raise LabError(f"timed out after {timeout}s: {shlex.join(map(str, argv))}")
+    if p.returncode != 0:
+        raise LabError(f"failed ({p.returncode}): {shlex.join(map(str, argv))}\n"
+                       f"{p.stdout[-2000:]}{p.stderr[-2000:]}")
+    return p.stdout
+
+
+def write_json(path, obj):
+    """Write JSON atomically (readers never see half a file)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1) + "\n")
+    tmp.replace(path)
+
+
+def read_json(path):
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def hx(v):
+    return None if v is None else f"{v:#x}"
+
+
+# ---------------------------------------------------------------- fetch: private apt
+
+def apt_opts():
+    a = LAB / "apt"
+    return ["-o", f"Dir::Etc::SourceList={a / 'sources.list'}",
+            "-o", "Dir::Etc::SourceParts=/dev/null",
+            "-o", "Dir::Etc::Preferences=/dev/null",
+            "-o", "Dir::Etc::PreferencesParts=/dev/null",
+            "-o", f"Dir::State::Lists={a / 'lists'}",
+            "-o", f"Dir::Cache={a / 'cache'}",
+            "-o", "Dir::State::status=/var/lib/dpkg/status",
+            "-o", "APT::Sandbox::User=root"]
+
+
+def apt_update():
+    a = LAB / "apt"
+    for d in ("lists/partial", "cache/archives/partial"):
+        (a / d).mkdir(parents=True, exist_ok=True)
+    (a / "sources.list").write_text(APT_SOURCES)
+    log("apt-get update (private state in build/lab/apt)")
+    run(["apt-get", *apt_opts(), "-q", "update"], timeout=300)
+
+
+def apt_cache(args, target=None):
+    t = ["-t", target] if target else []
+    return run(["apt-cache", *apt_opts(), *t, *args], timeout=120)
+
+
+def candidate(pkg, target=None):
+    """The version apt would pick for pkg (with target release preferred)."""
+    m = re.search(r"^\s*Candidate:\s*(\S+)", apt_cache(["policy", pkg], target), re.M)
+    if not m or m.group(1) == "(none)":
+        raise LabError(f"apt knows no candidate for {pkg} (target {target})")
+    return m.group(1)
+
+
+def resolve_line(line):
+    """(package, version) of the kernel image linux-image-amd64 depends on for a line."""
+    target = KERNEL_LINES[line]
+    out = apt_cache(["depends", "linux-image-amd64"], target)
+    pkgs = re.findall(r"Depends:\s*(linux-image-\S+)", out)
+    if len(pkgs) != 1:
+        raise LabError(f"line {line}: expected one kernel in\n{out}")
+    pkg = pkgs[0]
+    ver = candidate(pkg, target)
+    if not pkg.startswith(f"linux-image-{line}."):
+        log(f"WARNING: kernel line {line} now resolves to {pkg}: the matrix name is stale")
+    return pkg, ver
+
+
+def apt_download(pkg, ver, dest):
+    """Download pkg=ver into dest; return the .deb path."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for old in dest.glob("*.deb"):
+        old.unlink()
+    run(["apt-get", *apt_opts(), "-q", "download", f"{pkg}={ver}"], cwd=dest, timeout=600)
+    debs = list(dest.glob("*.deb"))
+    if len(debs) != 1:
+        raise LabError(f"apt-get download {pkg}: no single .deb in {dest}")
+    return debs[0]
+
+
+def deb_members(deb, want):
+    """Stream deb's data archive; yield (member_name, bytes) for names where want(name)."""
+    p = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE)
+    try:
+        with tarfile.open(fileobj=p.stdout, mode="r|") as tar:
+            for m in tar:
+                if m.isfile() and want(m.name):
+                    yield m.name, tar.extractfile(m).read()
+    finally:
+        p.stdout.close()
+        if p.wait(timeout=120) != 0:
+            raise LabError(f"dpkg-deb --fsys-tarfile {deb} failed")
+
+
+def decompress_module(name, data):
+    """Plain .ko bytes from loop.ko / loop.ko.xz / loop.ko.zst."""
+    if name.endswith(".xz"):
+        return lzma.decompress(data)
+    if name.endswith(".zst"):
+        return subprocess.run(["zstd", "-dc"], input=data, capture_output=True,
+                              check=True).stdout
+    return data
+
+
+def module_depends(ko):
+    """The depends= list of a .ko's modinfo (we load modules without modprobe)."""
+    m = re.search(rb"(?:^|\0)depends=([^\0]*)\0", ko)
+    return [d for d in (m.group(1).decode() if m else "").split(",") if d]
+
+
+def extract_kernel(deb, dest):
+    """Keep vmlinuz, config and our modules (decompressed); return kernel.json fields."""
+    tmp = dest.with_name(dest.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    mod_re = {k: re.compile(r"/kernel/" + re.escape(v) + r"(\.xz|\.zst)?$")
+              for k, v in MODULES.items()}
+    found = {}
+    for name, data in deb_members(deb, lambda n: re.search(r"boot/(vmlinuz|config)-", n)
+                                  or any(r.search(n) for r in mod_re.values())):
+        base = name.rsplit("/", 1)[-1]
+        for mod, r in mod_re.items():
+            if r.search(name):
+                found[mod] = {"file": f"{mod}.ko", "package_path": name.lstrip(".")}
+                (tmp / f"{mod}.ko").write_bytes(decompress_module(name, data))
+                break
+        else:
+            key = "vmlinuz" if base.startswith("vmlinuz-") else "config"
+            found[key] = base
+            (tmp / base).write_bytes(data)
+    return tmp, found
+
+
+def fetch_kernel(line, debs):
+    """Download and extract one line's kernel unless already there; return its dir."""
+    pkg, ver = resolve_line(line)
+    for d in KERNELS.glob("*/kernel.json"):
+        k = read_json(d)
+        if k and k.get("package") == pkg and k.get("version") == ver:
+            log(f"line {line}: {pkg} {ver} already extracted")
+            return d.parent
+    log(f"line {line}: downloading {pkg} {ver}")
+    deb = apt_download(pkg, ver, debs)
+    kver = pkg[len("linux-image-"):]
+    dest = KERNELS / kver
+    tmp, found = extract_kernel(deb, dest)
+    missing = {"vmlinuz", "config", *MODULES} - set(found)
+    if missing:
+        raise LabError(f"{deb.name} lacks {sorted(missing)}")
+    meta = {"line": line, "package": pkg, "version": ver, "kver": kver,
+            "vmlinuz": found["vmlinuz"], "config": found["config"],
+            "modules": {m: found[m] for m in MODULES}}
+    write_json(tmp / "kernel.json", meta)
+    shutil.rmtree(dest, ignore_errors=True)
+    tmp.replace(dest)
+    deb.unlink()
+    return dest
+
+
+def fetch_busybox(debs):
+    dest = LAB / "busybox"
+    if (dest / "busybox.json").exists():
+        return
+    ver = candidate("busybox-static")
+    log(f"downloading busybox-static {ver}")
+    deb = apt_download("busybox-static", ver, debs)
+    got = dict(deb_members(deb, lambda n: n in ("./bin/busybox", "./usr/bin/busybox")))
+    if not got:
+        raise LabError(f"{deb.name} has no bin/busybox")
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / "busybox").write_bytes(next(iter(got.values())))
+    (dest / "busybox").chmod(0o755)
+    write_json(dest / "busybox.json", {"package": "busybox-static", "version": ver})
+    deb.unlink()
+
+
+def fetched():
+    """True if every kernel line and busybox are extracted (no network needed)."""
+    lines = read_json(KERNELS / "lines.json") or {}
+    return ((LAB / "busybox" / "busybox.json").exists()
+            and all((KERNELS / lines.get(ln, "-") / "kernel.json").exists()
+                    for ln in KERNEL_LINES))
+
+
+def cmd_fetch(refresh=False):
+    if fetched() and not refresh:
+        log("fetch: cached (use --refresh to look for newer kernels)")
+        return
+    t = time.monotonic()
+    apt_update()
+    debs = LAB / "debs"
+    fetch_busybox(debs)
+    lines = {line: fetch_kernel(line, debs).name for line in KERNEL_LINES}
+    write_json(KERNELS / "lines.json", lines)
+    log(f"fetch done in {time.monotonic() - t:.1f}s: {lines}")
+
+
+# ---------------------------------------------------------------- kernels and initramfs
+
+def isf_kernel():
+    """kernel.json-like dict for the shared ISF kernel (files used in place)."""
+    dirs = [d for d in SHARED.glob("data/debian-*-amd64")
+            if list(d.glob("vmlinuz-*")) and list(d.glob("*.isf.json*"))]
+    if len(dirs) != 1:
+        raise LabError(f"expected one ISF kernel dir under {SHARED}/data, got {dirs}")
+    d = dirs[0]
+    vmlinuz = next(d.glob("vmlinuz-*"))
+    kver = vmlinuz.name[len("vmlinuz-"):]
+    return {"line": "isf", "kver": kver, "package": f"linux-image-{kver}",
+            "dir": str(d), "vmlinuz": str(vmlinuz),
+            "config": str(next(d.glob("config-*"), "")),
+            "isf": str(next(d.glob("*.isf.json*"))),
+            "modules": {m: {"file": str(d / f"{m}.ko")} for m in MODULES},
+            "build": str(KERNELS / f"isf-{kver}")}
+
+
+def kernel_info(line):
+    """Absolute paths of a line's kernel: vmlinuz, config, modules, build dir."""
+    if line == "isf":
+        return isf_kernel()
+    lines = read_json(KERNELS / "lines.json") or {}
+    d = KERNELS / lines.get(line, "-")
+    k = read_json(d / "kernel.json")
+    if not k:
+        raise LabError(f"kernel line {line} not fetched (run: lab.py fetch)")
+    k["vmlinuz"] = str(d / k["vmlinuz"])
+    k["config"] = str(d / k["config"])
+    for m in k["modules"].values():
+        m["file"] = str(d / m["file"])
+    k["build"] = str(d)
+    return k
+
+
+def sleeper_elf():
+    """A 4 KiB-page-sized static ELF that pause()s forever and carries USER_MARKER.
+
+    Hand-assembled so comm and argv are exactly what we exec (busybox applets need
+    argv[0] to be an applet name). The marker sits in the mapped, executed page."""
+    base, hdr = 0x400000, 64 + 56
+    code = bytes([0xB8, 34, 0, 0, 0,      # mov eax, 34 (pause)
+                  0x0F, 0x05,             # syscall
+                  0xEB, 0xF7])            # jmp back to mov
+    body = code + USER_MARKER
+    size = hdr + len(body)
+    ident = b"\x7fELF" + bytes([2, 1, 1, 0]) + bytes(8)
+    ehdr = struct.pack("<16sHHIQQQIHHHHHH", ident, 2, 0x3E, 1, base + hdr, 64, 0, 0,
+                       64, 56, 1, 0, 0, 0)
+    phdr = struct.pack("<IIQQQQQQ", 1, 5, 0, base, base, size, size, 0x1000)
+    return ehdr + phdr + body, hdr + len(code)
+
+
+def cpio_newc(entries):
+    """cpio 'newc' archive of (name, mode, data, rdev) tuples; all owned by root."""
+    out = bytearray()
+
+    def add(ino, name, mode, data=b"", rdev=(0, 0)):
+        nb = name.encode() + b"\0"
+        nlink = 2 if stat.S_ISDIR(mode) else 1
+        fields = (ino, mode, 0, 0, nlink, 0, len(data), 0, 0, rdev[0], rdev[1], len(nb), 0)
+        out.extend(b"070701" + "".join(f"{v:08X}" for v in fields).encode() + nb)
+        out.extend(bytes(-len(out) % 4))
+        out.extend(data)
+        out.extend(bytes(-len(out) % 4))
+
+    for ino, e in enumerate(entries, 1):
+        add(ino, *e)
+    add(0, "TRAILER!!!", 0)
+    return bytes(out)
+
+
+def initramfs_entries(k):
+    busybox = (LAB / "busybox" / "busybox").read_bytes()
+    elf, _ = sleeper_elf()
+    d, r, x = stat.S_IFDIR | 0o755, stat.S_IFREG | 0o644, stat.S_IFREG | 0o755
+    ents = [(n, d, b"") for n in ("bin", "dev", "proc", "sys", "run", "tmp", "tvlab",
+                                  "lib", "lib/modules")]
+    ents += [("dev/console", stat.S_IFCHR | 0o600, b"", (5, 1)),
+             ("bin/busybox", x, busybox),
+             ("bin/sh", stat.S_IFLNK | 0o777, b"busybox"),
+             ("init", x, (HERE / "init.sh").read_bytes()),
+             ("tvlab/tvlab-heartbeat", x, (HERE / "tvlab-heartbeat.sh").read_bytes()),
+             ("tvlab/tvlab-sleeper", x, elf),
+             ("tvlab/tvlab-idle", stat.S_IFLNK | 0o777, b"tvlab-sleeper")]
+    for m, info in k["modules"].items():
+        ko = Path(info["file"]).read_bytes()
+        if module_depends(ko):
+            raise LabError(f"{m}.ko depends on {module_depends(ko)}: load those too")
+        ents.append((f"lib/modules/{m}.ko", r, ko))
+    return ents
+
+
+def ensure_initramfs(k):
+    """Build (or reuse) the kernel's initrd.img; return its path."""
+    ents = initramfs_entries(k)
+    digest = hashlib.sha256(repr(ents).encode()).hexdigest()
+    build = Path(k["build"])
+    build.mkdir(parents=True, exist_ok=True)
+    img, stamp = build / "initrd.img", build / "initrd.sha256"
+    if img.exists() and stamp.exists() and stamp.read_text() == digest:
+        return img
+    log(f"building initramfs for {k['kver']}")
+    tmp = img.with_name("initrd.img.tmp")
+    with gzip.GzipFile(tmp, "wb", mtime=0) as f:
+        f.write(cpio_newc(ents))
+    tmp.replace(img)
+    stamp.write_text(digest)
+    return img
+
+
+# ---------------------------------------------------------------- QMP client
+
+class QMP:
+    """A minimal QMP client on a unix socket; events are skipped."""
+
+    def __init__(self, path, timeout=10):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self.sock.connect(str(path))
+        self.rf = self.sock.makefile("rb")
+        self._read()                                   # greeting
+        self.execute("qmp_capabilities")
+
+    def _read(self):
+        line = self.rf.readline()
+        if not line:
+            raise LabError("QMP connection closed by QEMU")
+        return json.loads(line)
+
+    def execute(self, cmd, args=None, timeout=30):
+        self.sock.settimeout(timeout)
+        msg = {"execute": cmd, **({"arguments": args} if args else {})}
+        self.sock.sendall(json.dumps(msg).encode() + b"\n")
+        while True:
+            r = self._read()
+            if "return" in r:
+                return r["return"]
+            if "error" in r:
+                raise LabError(f"QMP {cmd}: {r['error'].get('desc')}")
+
+    def hmp(self, line, cpu=0, timeout=30):
+        args = {"command-line": line}
+        if cpu is not None:
+            args["cpu-index"] = cpu
+        return self.execute("human-monitor-command", args, timeout)
+
+    def close(self):
+        try:
+            self.rf.close()
+            self.sock.close()
+        except OSError:
+            pass
+
+
+# ---------------------------------------------------------------- guests: processes
+
+def gdir(name):
+    if name not in GUESTS:
+        raise LabError(f"unknown guest {name!r}; guests: {', '.join(GUESTS)}")
+    return GUESTS_DIR / name
+
+
+def qemu_pid(name):
+    """pid of this guest's live QEMU, or None (checks the pid really is ours)."""
+    d = gdir(name)
+    try:
+        pid = int((d / "qemu.pid").read_text())
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return None
+    st = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()
+    if st[0] == "Z" or str(d / "serial.log").encode() not in cmd:
+        return None
+    return pid
+
+
+def lab_qmp(name, timeout=10):
+    return QMP(gdir(name) / "lab-qmp.sock", timeout)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def gdb_endpoint(d):
+    """Unix socket by default; TVLAB_GDB_TCP=1 for a free TCP port on 127.0.0.1."""
+    if os.environ.get("TVLAB_GDB_TCP") == "1":
+        port = free_port()
+        return {"type": "tcp", "host": "127.0.0.1", "port": port}, f"tcp:127.0.0.1:{port}"
+    p = d / "gdb.sock"
+    return {"type": "unix", "path": str(p)}, f"unix:{p},server=on,wait=off"
+
+
+def qemu_argv(name, k, initrd, gdb_spec):
+    g, d = GUESTS[name], gdir(name)
+    kvm = os.environ.get("TVLAB_KVM") == "1"
+    return ["qemu-system-x86_64", "-name", f"tvlab-{name}",
+            "-accel", "kvm" if kvm else "tcg",
+            "-cpu", "max" if g["la57"] else "max,-la57",
+            "-smp", str(g["smp"]), "-m", f"{RAM_MIB}M",
+            "-object", f"memory-backend-file,id=ram0,size={RAM_MIB}M,"
+                       f"mem-path={d / 'ram'},share=on",
+            "-machine", "pc,memory-backend=ram0",
+            "-kernel", k["vmlinuz"], "-initrd", str(initrd), "-append", KERNEL_APPEND,
+            "-nodefaults", "-display", "none", "-no-reboot",
+            "-serial", f"file:{d / 'serial.log'}",
+            "-qmp", f"unix:{d / 'qmp.sock'},server=on,wait=off",
+            "-qmp", f"unix:{d / 'lab-qmp.sock'},server=on,wait=off",
+            "-gdb", gdb_spec]
+
+
+def tail(path, n=40):
+    try:
+        lines = Path(path).read_bytes().decode(errors="replace").splitlines()
+    except OSError:
+        return "(none)"
+    return "\n".join(lines[-n:])
+
+
+def wait_ready(name, pid, timeout):
+    """Wait for READY on the serial log; raise (with its tail) on error or timeout."""
+    d = gdir(name)
+    serial = d / "serial.log"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = serial.read_bytes() if serial.exists() else b""
+        if b"===TVLAB-READY===" in text:
+            return
+        if b"===TVLAB-ERROR" in text:
+            raise LabError(f"{name}: guest init failed; serial tail:\n{tail(serial)}")
+        if qemu_pid(name) != pid:
+            raise LabError(f"{name}: QEMU exited during boot; serial tail:\n"
+                           f"{tail(serial)}\nqemu.log:\n{tail(d / 'qemu.log')}")
+        time.sleep(0.1)
+    raise LabError(f"{name}: no ===TVLAB-READY=== within {timeout:.0f}s; "
+                   f"serial tail:\n{tail(serial)}")
+
+
+def kill_qemu(name, pid):
+    """SIGTERM, then SIGKILL; wait until the pid is gone."""
+    for sig, wait in ((signal.SIGTERM, 5), (signal.SIGKILL, 5)):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return
+        if wait_gone(pid, wait):
+            return
+    raise LabError(f"{name}: QEMU pid {pid} survives SIGKILL")
+
+
+def wait_gone(pid, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.waitpid(pid, os.WNOHANG)               # reap if it is our child
+        except ChildProcessError:
+            pass
+        if not Path(f"/proc/{pid}").exists():
+            return True
+        st = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()
+        if st and st[0] == "Z":
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def cleanup_files(d):
+    for f in ("qemu.pid", "qmp.sock", "lab-qmp.sock", "gdb.sock", "ram"):
+        try:
+            (d / f).unlink()
+        except FileNotFoundError:
+            pass
+
+
+def start_qemu(name, k, initrd):
+    """Start QEMU detached (own session); return (pid, lab.json dict)."""
+    d = gdir(name)
+    d.mkdir(parents=True, exist_ok=True)
+    cleanup_files(d)
+    for f in ("serial.log", "qemu.log"):
+        (d / f).unlink(missing_ok=True)
+    gdb, gdb_spec = gdb_endpoint(d)
+    argv = qemu_argv(name, k, initrd, gdb_spec)
+    with open(d / "qemu.log", "wb") as qlog:
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=qlog, stderr=qlog,
+                             start_new_session=True, cwd=d)
+    (d / "qemu.pid").write_text(f"{p.pid}\n")
+    info = {"name": name, "boot_id": uuid.uuid4().hex, "pid": p.pid,
+            **{key: GUESTS[name][key] for key in ("la57", "smp")},
+            "accel": "kvm" if os.environ.get("TVLAB_KVM") == "1" else "tcg",
+            "kernel": {key: k.get(key) for key in ("line", "package", "version", "kver",
+                                                   "vmlinuz", "config", "isf")},
+            "initrd": str(initrd), "append": KERNEL_APPEND,
+            "ram_size": RAM_MIB << 20, "ram_file": str(d / "ram"),
+            "ram_map": [{"gpa": 0, "file_offset": 0, "size": RAM_MIB << 20}],
+            "qmp": str(d / "qmp.sock"), "lab_qmp": str(d / "lab-qmp.sock"),
+            "gdb": gdb, "serial": str(d / "serial.log"), "qemu_argv": argv}
+    return p.pid, info
+
+
+def check_paging(name, q):
+    """Every vCPU must run in the paging mode the matrix asks for; return regs text."""
+    text = q.hmp("info registers -a", cpu=None)
+    cpus = parse_regs(text)
+    want = GUESTS[name]["la57"]
+    if len(cpus) != GUESTS[name]["smp"]:
+        raise LabError(f"{name}: {len(cpus)} vCPUs in info registers, want "
+                       f"{GUESTS[name]['smp']}")
+    for c in cpus:
+        cr4 = int(c["cr4"], 16)
+        if bool(cr4 & CR4_LA57) != want:
+            raise LabError(f"{name}: vCPU {c['index']} CR4={cr4:#x}: LA57 is "
+                           f"{'on' if cr4 & CR4_LA57 else 'off'}, want {want}")
+    return text
+
+
+def cmd_boot(name):
+    """Boot NAME unless its QEMU already runs; return lab.json's dict."""
+    d = gdir(name)
+    if qemu_pid(name):
+        log(f"{name}: already running (pid {qemu_pid(name)})")
+        return read_json(d / "lab.json")
+    cmd_fetch()
+    k = kernel_info(GUESTS[name]["kernel"])
+    initrd = ensure_initramfs(k)
+    t = time.monotonic()
+    pid, info = start_qemu(name, k, initrd)
+    log(f"{name}: booting {k['kver']} (pid {pid}, smp {info['smp']}, la57 {info['la57']})")
+    try:
+        wait_ready(name, pid, BOOT_TIMEOUT)
+        info["boot_seconds"] = round(time.monotonic() - t, 2)
+        q = lab_qmp(name)
+        try:
+            check_paging(name, q)
+        finally:
+            q.close()
+    except BaseException:
+        kill_qemu(name, pid)
+        cleanup_files(d)
+        raise
+    write_json(d / "lab.json", info)
+    log(f"{name}: READY after {info['boot_seconds']}s")
+    return info
+
+
+def cmd_stop(name):
+    d = gdir(name)
+    pid = qemu_pid(name)
+    if pid:
+        try:
+            q = lab_qmp(name, timeout=5)
+            q.execute("quit", timeout=5)
+            q.close()
+        except (OSError, LabError):
+            pass
+        if not wait_gone(pid, 10):
+            kill_qemu(name, pid)
+        log(f"{name}: stopped (pid {pid})")
+    cleanup_files(d)
+
+
+# ---------------------------------------------------------------- registers
+
+SEG_RE = re.compile(r"^(ES|CS|SS|DS|FS|GS|LDT|TR)\s*=(\w+) (\w+) (\w+) (\w+)")
+TABLE_RE = re.compile(r"^(GDT|IDT)=\s+(\w+) (\w+)")
+PAIR_RE = re.compile(r"\b([A-Z][A-Z0-9]*)\s*=\s*([0-9a-fA-F]+)\b")
+GPRS = ("RAX RBX RCX RDX RSI RDI RBP RSP R8 R9 R10 R11 R12 R13 R14 R15 RIP RFL "
+        "CR0 CR2 CR3 CR4 DR0 DR1 DR2 DR3 DR6 DR7 EFER").split()
+
+
+def parse_cpu_regs(index, lines):
+    """One vCPU of HMP `info registers`: hex strings, segments and tables."""
+    c = {"index": index, "segments": {}}
+    for ln in lines:
+        if m := SEG_RE.match(ln):
+            c["segments"][m.group(1).lower()] = {
+                "selector": hx(int(m.group(2), 16)), "base": hx(int(m.group(3), 16)),
+                "limit": hx(int(m.group(4), 16)), "flags": hx(int(m.group(5), 16))}
+        elif m := TABLE_RE.match(ln):
+            c[m.group(1).lower() + "_base"] = hx(int(m.group(2), 16))
+            c[m.group(1).lower() + "_limit"] = hx(int(m.group(3), 16))
+        elif not ln.startswith(("FPR", "XMM", "YMM", "ZMM", "FCW", "Code")):
+            for key, val in PAIR_RE.findall(ln):
+                if key in GPRS:
+                    c["rflags" if key == "RFL" else key.lower()] = hx(int(val, 16))
+                elif key in ("CPL", "HLT"):
+                    c[key.lower()] = int(val, 16)
+    for seg in ("fs", "gs"):
+        if seg in c["segments"]:
+            c[f"{seg}_base"] = c["segments"][seg]["base"]
+    missing = {"rip", "rsp", "cr0", "cr3", "cr4", "efer"} - set(c)
+    if missing:
+        raise LabError(f"info registers: CPU {index} lacks {sorted(missing)}")
+    return c
+
+
+def parse_regs(text):
+    """All vCPUs of `info registers -a` (or one CPU without a CPU# header)."""
+    blocks, cur, idx = [], [], 0
+    for ln in text.replace("\r", "").split("\n"):
+        if m := re.match(r"^CPU#(\d+)", ln):
+            if cur:
+                blocks.append((idx, cur))
+            idx, cur = int(m.group(1)), []
+        elif ln.strip():
+            cur.append(ln)
+    if cur:
+        blocks.append((idx, cur))
+    return [parse_cpu_regs(i, b) for i, b in blocks]
+
+
+def elf_qemu_notes(path):
+    """kernel_gs_base per vCPU from the "QEMU" notes (QEMUCPUState) of an ELF dump."""
+    with open(path, "rb") as f:
+        eh = f.read(64)
+        phoff, phentsize, phnum = struct.unpack_from("<Q", eh, 32)[0], *struct.unpack_from(
+            "<HH", eh, 54)
+        out = []
+        for i in range(phnum):
+            f.seek(phoff + i * phentsize)
+            ptype, _, off, _, _, filesz = struct.unpack("<IIQQQQ", f.read(40))
+            if ptype == 4:                                   # PT_NOTE
+                f.seek(off)
+                out += qemu_states(f.read(filesz))
+        return out
+
+
+def qemu_states(notes):
+    """Walk an ELF note blob; decode each "QEMU" note's kernel_gs_base."""
+    res, pos = [], 0
+    while pos + 12 <= len(notes):
+        namesz, descsz, _ = struct.unpack_from("<III", notes, pos)
+        name = notes[pos + 12:pos + 12 + namesz].rstrip(b"\0")
+        desc = pos + 12 + (namesz + 3) // 4 * 4
+        if name == b"QEMU" and descsz >= 440:
+            # version, size, 18 GPRs/rip/rflags, 10 segments of 24 bytes, cr[5], kgs
+            res.append(struct.unpack_from("<Q", notes, desc + 8 + 18 * 8 + 240 + 40)[0])
+        pos = desc + (descsz + 3) // 4 * 4
+    return res
+
+
+# ---------------------------------------------------------------- ground truth
+
+BLOCK_RE = re.compile(r"^===TVLAB-BEGIN (\w+)===$(.*?)^===TVLAB-END \1===$", re.M | re.S)
+PRINTK_RE = re.compile(r"^\[\s*\d+\.\d+\]")
+
+
+def serial_blocks(path):
+    """{block: [lines]} from the serial log up to READY (CRLF, kernel lines dropped)."""
+    text = Path(path).read_bytes().decode(errors="replace").replace("\r", "")
+    end = text.find("===TVLAB-READY===")
+    if end < 0:
+        raise LabError(f"{path}: no ===TVLAB-READY===")
+    blocks = {}
+    for m in BLOCK_RE.finditer(text[:end]):
+        blocks[m.group(1)] = [ln for ln in m.group(2).split("\n")
+                              if ln.strip() and not PRINTK_RE.match(ln)]
+    return blocks
+
+
+def parse_ps(lines):
+    out = []
+    for ln in lines:
+        pid, ppid, flags, name = ln.split(" ", 3)
+        out.append({"pid": int(pid), "ppid": int(ppid), "name": name,
+                    "flags": hx(int(flags)), "kthread": bool(int(flags) & PF_KTHREAD)})
+    return sorted(out, key=lambda p: p["pid"])
+
+
+def parse_modules(lines, sections):
+    """/proc/modules: name size refcount deps state base [taint]."""
+    out = []
+    for ln in lines:
+        f = ln.split()
+        out.append({"name": f[0], "size": int(f[1]), "refcount": int(f[2]),
+                    "deps": [x for x in f[3].split(",") if x not in ("-", "")],
+                    "state": f[4], "base": hx(int(f[5], 16)),
+                    "taint": f[6].strip("()") if len(f) > 6 else "",
+                    "sections": sections.get(f[0], {})})
+    return out
+
+
+def parse_sections(lines):
+    out = {}
+    for ln in lines:
+        mod, sec, addr = ln.split()
+        out.setdefault(mod, {})[sec] = hx(int(addr, 16))
+    return out
+
+
+def parse_kallsyms(lines):
+    """{name: "0x..."}; a name seen twice keeps its first address (all in _dups)."""
+    syms, dups = {}, {}
+    for ln in lines:
+        addr, typ, name = ln.split()[:3]
+        if name in syms:
+            dups.setdefault(name, [syms[name]]).append(hx(int(addr, 16)))
+        else:
+            syms[name] = hx(int(addr, 16))
+    return syms, dups
+
+
+def parse_userprocs(cmd_lines, stat_lines, map_lines):
+    """cmdline (argv) plus arg/env ranges and maps of the known user processes."""
+    stats = {}
+    for s in stat_lines:
+        f = s[s.rindex(")") + 2:].split()         # f[0] is field 3 (state)
+        stats[int(s.split()[0])] = {k: hx(int(f[i - 3])) for k, i in
+                                    (("arg_start", 48), ("arg_end", 49),
+                                     ("env_start", 50), ("env_end", 51))}
+    maps = {}
+    for ln in map_lines:
+        pid, rest = ln.split(" ", 1)
+        maps.setdefault(int(pid), []).append(rest)
+    out = []
+    for ln in cmd_lines:
+        pid, hexargs = (ln.split() + [""])[:2]
+        argv = bytes.fromhex(hexargs).decode(errors="replace").split("\0")[:-1]
+        out.append({"pid": int(pid), "argv": argv, **stats.get(int(pid), {}),
+                    "maps": maps.get(int(pid), [])})
+    return out
+
+
+def user_markers(procs):
+    """Where USER_MARKER sits in each sleeper: first mapping of its executable + offset."""
+    _, off = sleeper_elf()
+    out = []
+    for p in procs:
+        first = next((m for m in p["maps"] if m.rstrip().endswith("/tvlab/tvlab-sleeper")),
+                     None)
+        if first:
+            f = first.split()                     # "start-end perms offset ..."
+            va = int(f[0].split("-")[0], 16) - int(f[2], 16) + off
+            out.append({"pid": p["pid"], "va": hx(va), "bytes": USER_MARKER.hex(),
+                        "text": USER_MARKER.rstrip(b"\0").decode()})
+    return out
+
+
+def parse_truth(serial):
+    b = serial_blocks(serial)
+    need = {"uname", "version", "ps", "modules", "modsections", "kallsyms", "cmdline",
+            "userstat", "maps"}
+    if need - set(b):
+        raise LabError(f"{serial}: missing truth blocks {sorted(need - set(b))}")
+    syms, dups = parse_kallsyms(b["kallsyms"])
+    procs = parse_userprocs(b["cmdline"], b["userstat"], b["maps"])
+    return {"uname": b["uname"][0].strip(), "version": b["version"][0].strip(),
+            "ps": parse_ps(b["ps"]),
+            "modules": parse_modules(b["modules"], parse_sections(b["modsections"])),
+            "kallsyms": syms, "kallsyms_duplicates": dups,
+            "cmdline": procs, "user_markers": user_markers(procs)}
+
+
+# ---------------------------------------------------------------- snapshot
+
+def require_running(name):
+    pid = qemu_pid(name)
+    info = read_json(gdir(name) / "lab.json")
+    if not pid or not info or info.get("pid") != pid:
+        raise LabError(f"{name}: not running (run: lab.py boot {name})")
+    return info
+
+
+def pause(q):
+    q.execute("stop")
+    st = q.execute("query-status")
+    if st.get("status") != "paused":
+        raise LabError(f"guest did not pause: {st}")
+
+
+def dump_files(name, q, size):
+    """dump.elf (paging=false) and dump.raw (pmemsave 0..size), made readable."""
+    d = gdir(name)
+    for f, cmd, args in (
+            ("dump.elf", "dump-guest-memory", lambda p: {"paging": False,
+                                                         "protocol": f"file:{p}"}),
+            ("dump.raw", "pmemsave", lambda p: {"val": 0, "size": size, "filename": str(p)})):
+        tmp = d / (f + ".tmp")
+        tmp.unlink(missing_ok=True)
+        q.execute(cmd, args(tmp), timeout=300)
+        tmp.chmod(0o644)
+        tmp.replace(d / f)
+
+
+def cmd_snapshot(name, cont=False):
+    info = require_running(name)
+    d = gdir(name)
+    for f in ("snapshot.json", "oracle.json"):
+        (d / f).unlink(missing_ok=True)
+    t = time.monotonic()
+    q = lab_qmp(name)
+    try:
+        pause(q)
+        text = q.hmp("info registers -a", cpu=None)
+        (d / "regs.txt").write_text(text)
+        dump_files(name, q, info["ram_size"])
+        cpus = parse_regs(text)
+        for c, kgs in zip(cpus, elf_qemu_notes(d / "dump.elf")):
+            c["kernel_gs_base"] = hx(kgs)
+        la57 = all(int(c["cr4"], 16) & CR4_LA57 for c in cpus)
+        write_json(d / "regs.json", {"boot_id": info["boot_id"], "la57": la57,
+                                     "paging": "la57" if la57 else "ia32e", "cpus": cpus})
+        write_json(d / "truth.json", {"boot_id": info["boot_id"],
+                                      **parse_truth(d / "serial.log")})
+        write_json(d / "snapshot.json", {"boot_id": info["boot_id"], "time": time.time(),
+                                         "ram_size": info["ram_size"]})
+        if cont:
+            q.execute("cont")
+    finally:
+        q.close()
+    log(f"{name}: snapshot in {time.monotonic() - t:.1f}s"
+        f"{' (resumed)' if cont else ' (guest left paused)'}")
+
+
+# ---------------------------------------------------------------- oracle
+
+def read_u64(q, va):
+    """A guest-virtual u64 through QEMU (HMP x /gx on vCPU 0)."""
+    out = q.hmp(f"x /gx {va:#x}")
+    m = re.search(r":\s*(0x[0-9a-fA-F]+)", out)
+    if not m:
+        raise LabError(f"x /gx {va:#x}: {out.strip()}")
+    return int(m.group(1), 16)
+
+
+def info_mem(q):
+    """Mapped kernel-half ranges [(start, end)] from HMP info mem, merged."""
+    out = q.hmp("info mem", timeout=120)
+    rngs = []
+    for m in re.finditer(r"^([0-9a-f]{16})-([0-9a-f]{16}) [0-9a-f]+ \S+", out, re.M):
+        s, e = int(m.group(1), 16), int(m.group(2), 16)
+        if s >= 1 << 63:
+            if rngs and rngs[-1][1] == s:
+                rngs[-1] = (rngs[-1][0], e)
+            else:
+                rngs.append((s, e))
+    if not rngs:
+        raise LabError(f"info mem shows no kernel mappings:\n{out[:2000]}")
+    return rngs
+
+
+def clip(rngs, lo, hi):
+    """The parts of rngs inside [lo, hi)."""
+    return [(max(s, lo), min(e, hi)) for s, e in rngs if s < hi and e > lo]
+
+
+def gaps(rngs, lo, hi):
+    """The unmapped parts of [lo, hi)."""
+    out, cur = [], lo
+    for s, e in clip(rngs, lo, hi):
+        if s > cur:
+            out.append((cur, s))
+        cur = max(cur, e)
+    if cur < hi:
+        out.append((cur, hi))
+    return out
+
+
+def pick(rng, rngs):
+    """A random address in rngs, ranges weighted by size."""
+    total = sum(e - s for s, e in rngs)
+    x = rng.randrange(total)
+    for s, e in rngs:
+        if x < e - s:
+            return s + x
+        x -= e - s
+    raise AssertionError
+
+
+def regions(truth, bases, mapped):
+    """Kind -> mapped (or unmapped) ranges, from kallsyms and the KASLR bases."""
+    ks = {k: int(v, 16) for k, v in truth["kallsyms"].items()}
+    pob, vmb, vmm = bases["page_offset_base"], bases["vmalloc_base"], bases["vmemmap_base"]
+    vmemmap_run = next(((s, e) for s, e in mapped if s == vmm), None)
+    mods = [r for m in truth["modules"] for r in
+            clip(mapped, int(m["base"], 16), int(m["base"], 16) + m["size"])]
+    near = [(e, min(e + 0x4000, n)) for (s, e), (n, _) in zip(mapped, mapped[1:])
+            if vmb <= e < vmm and n > e]                    # guard pages after areas
+    kinds = {"text": clip(mapped, ks["_text"], ks["_etext"]),
+             "data": clip(mapped, ks["_sdata"], ks["_edata"]),
+             "directmap": clip(mapped, pob, vmb),
+             "vmalloc": clip(mapped, vmb, vmm),
+             "vmemmap": [vmemmap_run] if vmemmap_run else [],
+             "module": mods}
+    return {k: v for k, v in kinds.items() if v}, gaps(mapped, pob, vmm), near
+
+
+def noncanonical(rng, la57):
+    """An address whose bits above the VA width are not a sign extension."""
+    bits = 57 if la57 else 48
+    hi = rng.randrange(1, (1 << (64 - bits + 1)) - 1)        # not all 0s nor all 1s
+    return (hi << (bits - 1)) | rng.randrange(1 << (bits - 1))
+
+
+def sample(rng, count, kinds, far, near, la57):
+    """[(va, kind)]: ~1% non-canonical, ~10% unmapped, the rest spread over kinds."""
+    n_nc = max(1, count // 100)
+    n_un = count // 10
+    out = [(noncanonical(rng, la57), "noncanonical") for _ in range(n_nc)]
+    for i in range(n_un):
+        out.append((pick(rng, near if near and i % 2 else far), "unmapped"))
+    names = sorted(kinds)
+    rest = count - len(out)
+    for i in range(rest):
+        k = names[i % len(names)]
+        out.append((pick(rng, kinds[k]), k))
+    rng.shuffle(out)
+    return out
+
+
+def gva2gpa(q, va):
+    out = q.hmp(f"gva2gpa {va:#x}").strip()
+    if m := re.match(r"gpa:\s*(0x[0-9a-fA-F]+)", out):
+        return int(m.group(1), 16)
+    if "Unmapped" in out:
+        return None
+    raise LabError(f"gva2gpa {va:#x}: {out}")
+
+
+def oracle_stats(entries, bases):
+    st = {}
+    for e in entries:
+        s = st.setdefault(e["kind"], {"n": 0, "mapped": 0})
+        s["n"] += 1
+        s["mapped"] += e["pa"] is not None
+    pob = int(bases["page_offset_base"], 16)
+    st["directmap_linear"] = all(int(e["pa"], 16) == int(e["va"], 16) - pob
+                                 for e in entries
+                                 if e["kind"] == "directmap" and e["pa"])
+    return st
+
+
+def cmd_oracle(name, count=1000, seed=1, out=None):
+    info = require_running(name)
+    d = gdir(name)
+    truth = read_json(d / "truth.json") or parse_truth(d / "serial.log")
+    t = time.monotonic()
+    q = lab_qmp(name)
+    try:
+        was_running = q.execute("query-status").get("running")
+        if was_running:
+            pause(q)
+        ks = truth["kallsyms"]
+        bases = {b: read_u64(q, int(ks[b], 16))
+                 for b in ("page_offset_base", "vmalloc_base", "vmemmap_base")}
+        cr3 = parse_regs(q.hmp("info registers"))[0]["cr3"]
+        mapped = info_mem(q)
+        kinds, far, near = regions(truth, bases, mapped)
+        rng = random.Random(seed)
+        entries = [{"va": hx(va), "pa": hx(gva2gpa(q, va)), "kind": kind}
+                   for va, kind in sample(rng, count, kinds, far, near, info["la57"])]
+        if was_running:
+            q.execute("cont")
+    finally:
+        q.close()
+    hbases = {k: hx(v) for k, v in bases.items()}
+    res = {"boot_id": info["boot_id"], "name": name, "cpu": 0, "cr3": cr3,
+           "la57": info["la57"], "seed": seed, "count": count, "bases": hbases,
+           "stats": oracle_stats(entries, hbases), "entries": entries}
+    write_json(Path(out) if out else d / "oracle.json", res)
+    log(f"{name}: oracle of {count} addresses in {time.monotonic() - t:.1f}s: "
+        f"{res['stats']}")
+
+
+# ---------------------------------------------------------------- ensure, env, status
+
+def artifacts_ok(name, count):
+    """The boot_id the cached artifacts share, or None if any is missing or partial."""
+    d = gdir(name)
+    snap = read_json(d / "snapshot.json")
+    if not snap:
+        return None
+    bid = snap["boot_id"]
+    for f in ("truth.json", "regs.json", "oracle.json"):
+        j = read_json(d / f)
+        if not j or j.get("boot_id") != bid:
+            return None
+    if read_json(d / "oracle.json").get("count") != count:
+        return None
+    try:
+        if (d / "dump.raw").stat().st_size != snap["ram_size"] or \
+                (d / "dump.elf").stat().st_size <= snap["ram_size"]:
+            return None
+    except OSError:
+        return None
+    return bid
+
+
+def cmd_ensure(name, live=False, count=1000):
+    """Artifacts from one boot; with --live, also a running QEMU that matches them."""
+    t = time.monotonic()
+    bid = artifacts_ok(name, count)
+    lab = read_json(gdir(name) / "lab.json") or {}
+    running = qemu_pid(name) is not None
+    if bid and (not live or (running and lab.get("boot_id") == bid)):
+        log(f"{name}: artifacts cached (boot {bid[:8]}), running={running}")
+        return
+    if running and bid and lab.get("boot_id") != bid:
+        log(f"{name}: running QEMU is not the artifacts' boot: snapshotting it anew")
+    cmd_boot(name)
+    cmd_snapshot(name)
+    cmd_oracle(name, count)
+    log(f"{name}: ensure done in {time.monotonic() - t:.1f}s (guest left paused)")
+
+
+def cmd_env(name):
+    d = gdir(name)
+    lab = read_json(d / "lab.json") or {}
+    g = GUESTS[name]
+    k = lab.get("kernel") or {}
+    gdb = lab.get("gdb") or {}
+    gdb_s = (f"unix:{gdb['path']}" if gdb.get("type") == "unix"
+             else f"tcp:{gdb['host']}:{gdb['port']}" if gdb else "")
+    live = qemu_pid(name) is not None and lab.get("pid") == qemu_pid(name)
+    env = {"TVLAB_NAME": name, "TVLAB_DIR": d, "TVLAB_RUNNING": int(live),
+           "TVLAB_BOOT_ID": lab.get("boot_id", ""),
+           "TVLAB_QMP": d / "qmp.sock", "TVLAB_GDB": gdb_s,
+           "TVLAB_RAM": d / "ram", "TVLAB_RAM_SIZE": RAM_MIB << 20,
+           "TVLAB_SERIAL": d / "serial.log", "TVLAB_LAB_JSON": d / "lab.json",
+           "TVLAB_DUMP_RAW": d / "dump.raw", "TVLAB_DUMP_ELF": d / "dump.elf",
+           "TVLAB_TRUTH": d / "truth.json", "TVLAB_REGS": d / "regs.json",
+           "TVLAB_ORACLE": d / "oracle.json", "TVLAB_LA57": int(g["la57"]),
+           "TVLAB_SMP": g["smp"], "TVLAB_KVER": k.get("kver", ""),
+           "TVLAB_VMLINUZ": k.get("vmlinuz", ""), "TVLAB_CONFIG": k.get("config", ""),
+           "TVLAB_ISF": k.get("isf") or ""}
+    for key, val in env.items():
+        print(f"export {key}={shlex.quote(str(val))}")
+
+
+def cmd_status():
+    for name, g in GUESTS.items():
+        pid = qemu_pid(name)
+        bid = artifacts_ok(name, 1000)
+        print(f"{name:12} kernel={g['kernel']:5} la57={int(g['la57'])} smp={g['smp']} "
+              f"{'running pid ' + str(pid) if pid else 'stopped'}"
+              f"{'  artifacts ' + bid[:8] if bid else ''}")
+
+
+def cmd_hmp(name, line):
+    require_running(name)
+    q = lab_qmp(name)
+    try:
+        print(q.hmp(line, timeout=120), end="")
+    finally:
+        q.close()
+
+
+# ---------------------------------------------------------------- command line
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="lab.py", description=__doc__.split("\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog=__doc__.split("\n", 2)[2])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("fetch").add_argument("--refresh", action="store_true")
+    for c in ("boot", "env"):
+        sub.add_parser(c).add_argument("name")
+    s = sub.add_parser("snapshot")
+    s.add_argument("name")
+    s.add_argument("--cont", action="store_true")
+    o = sub.add_parser("oracle")
+    o.add_argument("name")
+    o.add_argument("--count", type=int, default=1000)
+    o.add_argument("--seed", type=int, default=1)
+    o.add_argument("-o", "--output")
+    e = sub.add_parser("ensure")
+    e.add_argument("name")
+    e.add_argument("--live", action="store_true")
+    sub.add_parser("stop").add_argument("names", nargs="+")
+    h = sub.add_parser("hmp")
+    h.add_argument("name")
+    h.add_argument("line", nargs="+")
+    sub.add_parser("list")
+    sub.add_parser("status")
+    return p.parse_args(argv)
+
+
+def main(argv):
+    a = parse_args(argv)
+    if a.cmd == "fetch":
+        cmd_fetch(a.refresh)
+    elif a.cmd == "boot":
+        cmd_boot(a.name)
+    elif a.cmd == "snapshot":
+        cmd_snapshot(a.name, a.cont)
+    elif a.cmd == "oracle":
+        cmd_oracle(a.name, a.count, a.seed, a.output)
+    elif a.cmd == "ensure":
+        cmd_ensure(a.name, a.live)
+    elif a.cmd == "stop":
+        for n in (GUESTS if a.names == ["all"] else a.names):
+            cmd_stop(n)
+    elif a.cmd == "env":
+        cmd_env(a.name)
+    elif a.cmd == "hmp":
+        cmd_hmp(a.name, " ".join(a.line))
+    elif a.cmd == "list":
+        print("\n".join(GUESTS))
+    elif a.cmd == "status":
+        cmd_status()
+
+
+if __name__ == "__main__":
+    try:
+        main(sys.argv[1:])
+    except LabError as e:
+        print(f"lab.py: error: {e}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,137 @@
+#!/usr/bin/env python3
+"""Runs TinyVMI's whole test suite: every test in its own process under a
+timeout.  Suites:
+  unit      C unit tests (build/tests/unit), one process per test
+  unit-san  the same tests built with ASan+UBSan
+  core      the core is freestanding (make check-core)
+  cli       tests/cli/*.py: the tinyvmi command on generated inputs
+  lab       tests/lab/*.py: real Linux guests under QEMU (tests/guests)
+  fuzz      each fuzz target for a short run on its corpus (make fuzz only)
+Ends with the line "N passed, N failed" (", N skipped" when some skip).
+  --only SUITE[,SUITE]   run only these suites
+  -k SUBSTR              run only tests whose id contains SUBSTR
+  -j N                   parallel jobs (default: number of CPUs)
+"""
+import argparse
+import concurrent.futures as cf
+import glob
+import os
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.path.join(ROOT, "build")
+SKIP = 77
+
+
+def c_tests(binary, suite):
+    out = subprocess.run([binary, "--list"], capture_output=True, text=True,
+                         check=True).stdout.split()
+    return [(f"{suite}/{n}", [binary, n], 60) for n in out]
+
+
+def py_tests(pattern, suite, timeout):
+    tests = []
+    for path in sorted(glob.glob(os.path.join(ROOT, pattern))):
+        names = subprocess.run([sys.executable, path, "--list"],
+                               capture_output=True, text=True,
+                               check=True).stdout.split()
+        stem = os.path.splitext(os.path.basename(path))[0]
+        tests += [(f"{suite}/{stem}/{n}", [sys.executable, path, n], timeout)
+                  for n in names]
+    return tests
+
+
+def fuzz_tests():
+    tests = []
+    for f in sorted(glob.glob(os.path.join(BUILD, "fuzz", "*"))):
+        name = os.path.basename(f)
+        corpus = os.path.join(ROOT, "fuzz", "corpus", name)
+        os.makedirs(corpus, exist_ok=True)
+        tests.append((f"fuzz/{name}", [f, "-max_total_time=30",
+                                       "-rss_limit_mb=2048", corpus], 120))
+    return tests
+
+
+SUITES = {
+    "unit": lambda: c_tests(os.path.join(BUILD, "tests", "unit"), "unit"),
+    "unit-san": lambda: c_tests(os.path.join(BUILD, "tests", "unit-san"),
+                                "unit-san"),
+    "core": lambda: [("core/check-core", ["make", "-s", "check-core"], 300)],
+    "cli": lambda: py_tests("tests/cli/test_*.py", "cli", 300),
+    "lab": lambda: py_tests("tests/lab/test_*.py", "lab", 1800),
+    "fuzz": fuzz_tests,
+}
+DEFAULT = ["unit", "unit-san", "core", "cli", "lab"]
+
+
+def run_one(test):
+    tid, argv, timeout = test
+    start = time.monotonic()
+    env = dict(os.environ, TU_DATA=os.path.join(ROOT, "tests", "data"))
+    try:
+        p = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True,
+                           timeout=timeout, env=env,
+                           start_new_session=True)
+        code, out = p.returncode, p.stdout + p.stderr
+    except subprocess.TimeoutExpired as e:
+        code = "timeout"
+        out = ((e.stdout or b"").decode(errors="replace") +
+               (e.stderr or b"").decode(errors="replace") +
+               f"\ntimed out after {timeout} s")
+    return tid, code, out, time.monotonic() - start
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--only")
+    ap.add_argument("-k")
+    ap.add_argument("-j", type=int, default=os.cpu_count() or 1)
+    args = ap.parse_args()
+    suites = args.only.split(",") if args.only else DEFAULT
+    tests = []
+    for s in suites:
+        tests += SUITES[s]()
+    if args.k:
+        tests = [t for t in tests if args.k in t[0]]
+    # Lab tests share the machine's two cores with QEMU: run them one at a
+    # time, after the rest.
+    quick = [t for t in tests if not t[0].startswith("lab/")]
+    lab = [t for t in tests if t[0].startswith("lab/")]
+    passed = failed = skipped = 0
+
+    def report(result):
+        nonlocal passed, failed, skipped
+        tid, code, out, secs = result
+        if code == 0:
+            passed += 1
+            print(f"PASS {tid} ({secs:.1f}s)", flush=True)
+        elif code == SKIP:
+            skipped += 1
+            last = out.strip().splitlines()[-1:] or [""]
+            print(f"SKIP {tid}: {last[0]}", flush=True)
+        else:
+            failed += 1
+            print(f"FAIL {tid} (exit {code}, {secs:.1f}s)", flush=True)
+            print("    " + out.strip().replace("\n", "\n    ")[-6000:],
+                  flush=True)
+
+    with cf.ThreadPoolExecutor(max_workers=max(1, args.j)) as ex:
+        for r in ex.map(run_one, quick):
+            report(r)
+    for t in lab:
+        report(run_one(t))
+    if lab:  # leave no QEMU behind
+        subprocess.run([sys.executable, os.path.join(ROOT, "tests", "guests",
+                                                     "lab.py"), "stop", "all"],
+                       cwd=ROOT, capture_output=True, timeout=120)
+    line = f"{passed} passed, {failed} failed"
+    if skipped:
+        line += f", {skipped} skipped"
+    print(line)
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
