@@ -1,5 +1,6 @@
 # TinyVMI build.  Everything goes to build/.
 #   make            library (.a, .so), headers, build/bin/tinyvmi and examples
+#   make demo       boot a real Linux guest under QEMU and introspect it
 #   make test       the whole test suite (unit, sanitizers, core check, CLI,
 #                   guest lab); ends with "N passed, N failed"
 #   make unit       unit tests only (no guests)
@@ -55,7 +56,7 @@ LIBSO := $(B)/lib/libtinyvmi.so
 HOST_LIBS := -lm
 
 .PHONY: all lib tools test unit unit-san check-core bench fuzz install \
-        clean format lab-clean
+        clean format demo
 all: lib tools $(B)/tests/unit $(B)/tests/unit-san $(LABBINS)
 
 lib: $(LIBA) $(LIBSO) $(B)/include/libvmi/libvmi.h \
@@ -126,6 +127,9 @@ unit: $(B)/tests/unit $(B)/tests/unit-san
 
 test: all check-core $(BENCHES)
 	python3 tests/run.py
+
+demo: lib tools
+	python3 tests/guests/demo.py
 
 bench: all $(BENCHES)
 	python3 bench/run.py
