@@ -125,7 +125,7 @@ check-core: $(FREE_OBJ)
 unit: $(B)/tests/unit $(B)/tests/unit-san
 	python3 tests/run.py --only unit
 
-test: all check-core $(BENCHES)
+test: all check-core $(BENCHES) $(FUZZERS)
 	python3 tests/run.py
 
 demo: lib tools

@@ -6,7 +6,8 @@ timeout.  Suites:
   core      the core is freestanding (make check-core)
   cli       tests/cli/*.py: the tinyvmi command on generated inputs
   lab       tests/lab/*.py: real Linux guests under QEMU (tests/guests)
-  fuzz      each fuzz target for a short run on its corpus (make fuzz only)
+  fuzz-regress  each fuzz target on its corpus plus 20,000 seeded inputs
+  fuzz      each fuzz target for a minute (make fuzz only)
 Ends with the line "N passed, N failed" (", N skipped" when some skip).
   --only SUITE[,SUITE]   run only these suites
   -k SUBSTR              run only tests whose id contains SUBSTR
@@ -43,14 +44,20 @@ def py_tests(pattern, suite, timeout):
     return tests
 
 
-def fuzz_tests():
+def fuzz_tests(args, keep):
+    """Each fuzz target: its corpus replayed, then more inputs.  New inputs
+    go to the repository's corpus only when keep is true."""
     tests = []
-    for f in sorted(glob.glob(os.path.join(BUILD, "fuzz", "*"))):
+    scratch = os.path.join(BUILD, "fuzz", "new")
+    for f in sorted(glob.glob(os.path.join(BUILD, "fuzz", "fuzz_*"))):
+        if f.endswith(".d"):
+            continue
         name = os.path.basename(f)
         corpus = os.path.join(ROOT, "fuzz", "corpus", name)
-        os.makedirs(corpus, exist_ok=True)
-        tests.append((f"fuzz/{name}", [f, "-max_total_time=30",
-                                       "-rss_limit_mb=2048", corpus], 120))
+        dirs = [corpus] if keep else [os.path.join(scratch, name), corpus]
+        os.makedirs(dirs[0], exist_ok=True)
+        tests.append((f"fuzz/{name}", [f, *args, "-rss_limit_mb=2048",
+                                       *dirs], 300))
     return tests
 
 
@@ -61,9 +68,12 @@ SUITES = {
     "core": lambda: [("core/check-core", ["make", "-s", "check-core"], 300)],
     "cli": lambda: py_tests("tests/cli/test_*.py", "cli", 300),
     "lab": lambda: py_tests("tests/lab/test_*.py", "lab", 1800),
-    "fuzz": fuzz_tests,
+    # make test: the corpus and a fixed number of seeded runs (repeatable);
+    # make fuzz: a longer, open-ended search.
+    "fuzz-regress": lambda: fuzz_tests(["-seed=1", "-runs=20000"], False),
+    "fuzz": lambda: fuzz_tests(["-max_total_time=60"], True),
 }
-DEFAULT = ["unit", "unit-san", "core", "cli", "lab"]
+DEFAULT = ["unit", "unit-san", "core", "fuzz-regress", "cli", "lab"]
 
 
 def run_one(test):
