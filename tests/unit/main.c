@@ -25,6 +25,21 @@ void tu_register(const char *name, tu_fn fn)
     ntests++;
 }
 
+void *tu_alloc(void *ctx, void *ptr, size_t old_size, size_t new_size)
+{
+    (void)ctx;
+    (void)old_size;
+    if (new_size == 0) {
+        free(ptr);
+        return NULL;
+    }
+    return realloc(ptr, new_size);
+}
+
+const tinyvmi_hooks_t tu_hooks = {.version = TINYVMI_HOOKS_VERSION,
+                                  .alloc = tu_alloc,
+                                  .log_level = -1};
+
 const char *tu_data_dir(void)
 {
     const char *d = getenv("TU_DATA");

@@ -34,20 +34,6 @@ static int md_write(void *ctx, uint64_t pa, uint64_t off, const void *buf,
 
 static const tv_mem_ops_t md_ops = {md_read, md_write};
 
-static void *test_alloc(void *ctx, void *p, size_t old, size_t size)
-{
-    (void)ctx;
-    (void)old;
-    if (!size) {
-        free(p);
-        return NULL;
-    }
-    return realloc(p, size);
-}
-
-static const tinyvmi_hooks_t hooks = {TINYVMI_HOOKS_VERSION, test_alloc, NULL,
-                                      NULL, NULL, -1};
-
 /* RAM at [0, 64 KiB) and [1 MiB, +64 KiB); the second range lives at file
  * offset 64 KiB.  Byte i of the store holds (uint8_t)(i * 7). */
 static struct vmi_instance *two_ranges(memdrv_t *m)
@@ -59,7 +45,7 @@ static struct vmi_instance *two_ranges(memdrv_t *m)
     m->ranges[0] = (tv_range_t){0, 0x10000, 0};
     m->ranges[1] = (tv_range_t){0x100000, 0x10000, 0x10000};
     struct vmi_instance *vmi;
-    if (tv_instance_new(&hooks, &vmi))
+    if (tv_instance_new(&tu_hooks, &vmi))
         return NULL;
     tv_driver_t d = {.name = "mem", .ctx = m, .mem = &md_ops,
                      .ranges = m->ranges, .nranges = 2};
@@ -142,7 +128,7 @@ TU_TEST(core_write_pa)
 TU_TEST(core_attach_rejects_bad_ranges)
 {
     struct vmi_instance *vmi;
-    TU_ASSERT(tv_instance_new(&hooks, &vmi) == 0);
+    TU_ASSERT(tv_instance_new(&tu_hooks, &vmi) == 0);
     memdrv_t m = {0};
     tv_range_t overlap[2] = {{0, 0x2000, 0}, {0x1000, 0x1000, 0}};
     tv_driver_t d = {.name = "mem", .ctx = &m, .mem = &md_ops,
@@ -198,12 +184,12 @@ static void *failing_alloc(void *ctx, void *p, size_t old, size_t size)
 {
     if (size && budget-- <= 0)
         return NULL;
-    return test_alloc(ctx, p, old, size);
+    return tu_alloc(ctx, p, old, size);
 }
 
 TU_TEST(core_out_of_memory)
 {
-    tinyvmi_hooks_t h = hooks;
+    tinyvmi_hooks_t h = tu_hooks;
     h.alloc = failing_alloc;
     int ok = 0;
     for (int b = 0; b < 4; b++) {

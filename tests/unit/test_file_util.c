@@ -7,24 +7,10 @@
 
 #include "tu.h"
 
-static void *tf_alloc(void *ctx, void *ptr, size_t old, size_t size)
-{
-    (void)ctx;
-    (void)old;
-    if (size == 0) {
-        free(ptr);
-        return NULL;
-    }
-    return realloc(ptr, size);
-}
-
 struct vmi_instance *tf_vmi(void)
 {
-    tinyvmi_hooks_t hooks = {.version = TINYVMI_HOOKS_VERSION,
-                             .alloc = tf_alloc,
-                             .log_level = -1};
     struct vmi_instance *vmi = NULL;
-    if (tv_instance_new(&hooks, &vmi) != 0) {
+    if (tv_instance_new(&tu_hooks, &vmi) != 0) {
         fprintf(stderr, "tf_vmi: cannot create an instance\n");
         exit(2);
     }

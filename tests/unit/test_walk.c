@@ -30,20 +30,6 @@ static int sim_read(void *ctx, uint64_t pa, uint64_t off, void *buf,
 
 static const tv_mem_ops_t sim_ops = {sim_read, NULL};
 
-static void *sim_alloc(void *ctx, void *p, size_t old, size_t size)
-{
-    (void)ctx;
-    (void)old;
-    if (!size) {
-        free(p);
-        return NULL;
-    }
-    return realloc(p, size);
-}
-
-static const tinyvmi_hooks_t sim_hooks = {TINYVMI_HOOKS_VERSION, sim_alloc,
-                                          NULL, NULL, NULL, -1};
-
 static int sim_init(sim_t *s, uint64_t seed)
 {
     memset(s, 0, sizeof *s);
@@ -51,7 +37,7 @@ static int sim_init(sim_t *s, uint64_t seed)
     s->rng = seed;
     s->next_page = 1; /* page 0 stays empty */
     s->range = (tv_range_t){0, MEM_SIZE, 0};
-    if (tv_instance_new(&sim_hooks, &s->vmi))
+    if (tv_instance_new(&tu_hooks, &s->vmi))
         return -1;
     tv_driver_t d = {.name = "sim", .ctx = s, .mem = &sim_ops,
                      .ranges = &s->range, .nranges = 1};

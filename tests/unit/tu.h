@@ -11,7 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <tinyvmi/tinyvmi.h>
+
 typedef void (*tu_fn)(void);
+/* Allocator hooks over malloc for instances made in tests. */
+void *tu_alloc(void *ctx, void *ptr, size_t old_size, size_t new_size);
+extern const tinyvmi_hooks_t tu_hooks;
 void tu_register(const char *name, tu_fn fn);
 /* Where test data lives (env TU_DATA, default tests/data). */
 const char *tu_data_dir(void);
