@@ -77,7 +77,8 @@ begin modules; cat /proc/modules; end modules
 begin modsections
 for m in loop dummy; do
 	for f in /sys/module/$m/sections/.* /sys/module/$m/sections/*; do
-		[ -f "$f" ] && read -r a < "$f" && echo "$m ${f##*/} $a"
+		# cat, not read: these sysfs files refuse reads shorter than their size
+		[ -f "$f" ] && echo "$m ${f##*/} $(cat "$f")"
 	done
 done
 end modsections

@@ -67,11 +67,15 @@ deb http://deb.debian.org/debian bookworm main
 deb http://deb.debian.org/debian bookworm-backports main
 deb http://deb.debian.org/debian-security bookworm-security main
 """
-KERNEL_APPEND = "console=ttyS0 panic=-1 oops=panic"   # KASLR stays on
+# KASLR stays on; a panic reboots at once, which -no-reboot turns into QEMU exiting.
+KERNEL_APPEND = " ".join(["console=ttyS0 panic=-1 oops=panic",
+                          os.environ.get("TVLAB_APPEND", "")]).strip()
 BOOT_TIMEOUT = float(os.environ.get("TVLAB_BOOT_TIMEOUT", "180"))
 CR4_LA57 = 1 << 12
 PF_KTHREAD = 0x00200000
+PF_WQ_WORKER = 0x00000020        # procfs shows such a task as "comm-workqueue"
 USER_MARKER = b"TVLAB-USER-MARKER:4242:alpha:beta\0"
+ARTIFACT_FORMAT = 1              # bump when a JSON schema changes: caches are redone
 
 T0 = time.monotonic()
 
@@ -133,7 +137,7 @@ def apt_update():
     for d in ("lists/partial", "cache/archives/partial"):
         (a / d).mkdir(parents=True, exist_ok=True)
     (a / "sources.list").write_text(APT_SOURCES)
-    log("apt-get update (private state in build/lab/apt)")
+    log(f"apt-get update (private state in {a})")
     run(["apt-get", *apt_opts(), "-q", "update"], timeout=300)
 
 
@@ -280,9 +284,10 @@ def fetched():
                     for ln in KERNEL_LINES))
 
 
-def cmd_fetch(refresh=False):
+def cmd_fetch(refresh=False, quiet=False):
     if fetched() and not refresh:
-        log("fetch: cached (use --refresh to look for newer kernels)")
+        if not quiet:
+            log("fetch: cached (use --refresh to look for newer kernels)")
         return
     t = time.monotonic()
     apt_update()
@@ -388,21 +393,21 @@ def initramfs_entries(k):
 
 
 def ensure_initramfs(k):
-    """Build (or reuse) the kernel's initrd.img; return its path."""
+    """Build (or reuse) the kernel's initrd.img; return (path, sha256 of its inputs)."""
     ents = initramfs_entries(k)
     digest = hashlib.sha256(repr(ents).encode()).hexdigest()
     build = Path(k["build"])
     build.mkdir(parents=True, exist_ok=True)
     img, stamp = build / "initrd.img", build / "initrd.sha256"
     if img.exists() and stamp.exists() and stamp.read_text() == digest:
-        return img
+        return img, digest
     log(f"building initramfs for {k['kver']}")
     tmp = img.with_name("initrd.img.tmp")
     with gzip.GzipFile(tmp, "wb", mtime=0) as f:
         f.write(cpio_newc(ents))
     tmp.replace(img)
     stamp.write_text(digest)
-    return img
+    return img, digest
 
 
 # ---------------------------------------------------------------- QMP client
@@ -411,15 +416,23 @@ class QMP:
     """A minimal QMP client on a unix socket; events are skipped."""
 
     def __init__(self, path, timeout=10):
+        self.path = path
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.settimeout(timeout)
-        self.sock.connect(str(path))
+        try:
+            self.sock.connect(str(path))
+        except OSError as e:
+            self.sock.close()
+            raise LabError(f"cannot connect to QMP {path}: {e}")
         self.rf = self.sock.makefile("rb")
         self._read()                                   # greeting
         self.execute("qmp_capabilities")
 
     def _read(self):
-        line = self.rf.readline()
+        try:
+            line = self.rf.readline()
+        except OSError as e:                           # includes socket timeouts
+            raise LabError(f"QMP {self.path}: {e or 'timed out'}")
         if not line:
             raise LabError("QMP connection closed by QEMU")
         return json.loads(line)
@@ -427,7 +440,10 @@ class QMP:
     def execute(self, cmd, args=None, timeout=30):
         self.sock.settimeout(timeout)
         msg = {"execute": cmd, **({"arguments": args} if args else {})}
-        self.sock.sendall(json.dumps(msg).encode() + b"\n")
+        try:
+            self.sock.sendall(json.dumps(msg).encode() + b"\n")
+        except OSError as e:
+            raise LabError(f"QMP {self.path}: {cmd}: {e}")
         while True:
             r = self._read()
             if "return" in r:
@@ -518,7 +534,7 @@ def tail(path, n=40):
     return "\n".join(lines[-n:])
 
 
-def wait_ready(name, pid, timeout):
+def wait_ready(name, proc, timeout):
     """Wait for READY on the serial log; raise (with its tail) on error or timeout."""
     d = gdir(name)
     serial = d / "serial.log"
@@ -529,8 +545,9 @@ def wait_ready(name, pid, timeout):
             return
         if b"===TVLAB-ERROR" in text:
             raise LabError(f"{name}: guest init failed; serial tail:\n{tail(serial)}")
-        if qemu_pid(name) != pid:
-            raise LabError(f"{name}: QEMU exited during boot; serial tail:\n"
+        if proc.poll() is not None:
+            raise LabError(f"{name}: QEMU exited ({proc.returncode}) during boot; "
+                           f"serial tail:\n"
                            f"{tail(serial)}\nqemu.log:\n{tail(d / 'qemu.log')}")
         time.sleep(0.1)
     raise LabError(f"{name}: no ===TVLAB-READY=== within {timeout:.0f}s; "
@@ -574,7 +591,7 @@ def cleanup_files(d):
 
 
 def start_qemu(name, k, initrd):
-    """Start QEMU detached (own session); return (pid, lab.json dict)."""
+    """Start QEMU detached (own session); return (Popen, lab.json dict)."""
     d = gdir(name)
     d.mkdir(parents=True, exist_ok=True)
     cleanup_files(d)
@@ -596,7 +613,7 @@ def start_qemu(name, k, initrd):
             "ram_map": [{"gpa": 0, "file_offset": 0, "size": RAM_MIB << 20}],
             "qmp": str(d / "qmp.sock"), "lab_qmp": str(d / "lab-qmp.sock"),
             "gdb": gdb, "serial": str(d / "serial.log"), "qemu_argv": argv}
-    return p.pid, info
+    return p, info
 
 
 def check_paging(name, q):
@@ -618,17 +635,23 @@ def check_paging(name, q):
 def cmd_boot(name):
     """Boot NAME unless its QEMU already runs; return lab.json's dict."""
     d = gdir(name)
-    if qemu_pid(name):
-        log(f"{name}: already running (pid {qemu_pid(name)})")
-        return read_json(d / "lab.json")
-    cmd_fetch()
+    pid, lab = qemu_pid(name), read_json(d / "lab.json") or {}
+    if pid and lab.get("pid") == pid:
+        log(f"{name}: already running (pid {pid})")
+        return lab
+    if pid:                                  # a boot that never reached READY
+        log(f"{name}: QEMU pid {pid} never finished booting: restarting it")
+        cmd_stop(name)
+    cmd_fetch(quiet=True)
     k = kernel_info(GUESTS[name]["kernel"])
-    initrd = ensure_initramfs(k)
+    initrd, digest = ensure_initramfs(k)
     t = time.monotonic()
-    pid, info = start_qemu(name, k, initrd)
+    proc, info = start_qemu(name, k, initrd)
+    info["initrd_sha256"] = digest
+    pid = proc.pid
     log(f"{name}: booting {k['kver']} (pid {pid}, smp {info['smp']}, la57 {info['la57']})")
     try:
-        wait_ready(name, pid, BOOT_TIMEOUT)
+        wait_ready(name, proc, BOOT_TIMEOUT)
         info["boot_seconds"] = round(time.monotonic() - t, 2)
         q = lab_qmp(name)
         try:
@@ -711,7 +734,7 @@ def parse_regs(text):
 
 
 def elf_qemu_notes(path):
-    """kernel_gs_base per vCPU from the "QEMU" notes (QEMUCPUState) of an ELF dump."""
+    """Per vCPU {rip, cr3, kernel_gs_base} from the "QEMU" notes of an ELF dump."""
     with open(path, "rb") as f:
         eh = f.read(64)
         phoff, phentsize, phnum = struct.unpack_from("<Q", eh, 32)[0], *struct.unpack_from(
@@ -727,17 +750,33 @@ def elf_qemu_notes(path):
 
 
 def qemu_states(notes):
-    """Walk an ELF note blob; decode each "QEMU" note's kernel_gs_base."""
+    """Walk an ELF note blob; decode what we use of each "QEMU" note (QEMUCPUState:
+    u32 version, size; u64 rax..r15, rip, rflags; 10 segments of 24 bytes; cr[5];
+    kernel_gs_base)."""
     res, pos = [], 0
     while pos + 12 <= len(notes):
         namesz, descsz, _ = struct.unpack_from("<III", notes, pos)
         name = notes[pos + 12:pos + 12 + namesz].rstrip(b"\0")
         desc = pos + 12 + (namesz + 3) // 4 * 4
         if name == b"QEMU" and descsz >= 440:
-            # version, size, 18 GPRs/rip/rflags, 10 segments of 24 bytes, cr[5], kgs
-            res.append(struct.unpack_from("<Q", notes, desc + 8 + 18 * 8 + 240 + 40)[0])
+            at = lambda off: struct.unpack_from("<Q", notes, desc + off)[0]
+            res.append({"rip": at(8 + 16 * 8), "cr3": at(8 + 18 * 8 + 240 + 3 * 8),
+                        "kernel_gs_base": at(8 + 18 * 8 + 240 + 5 * 8)})
         pos = desc + (descsz + 3) // 4 * 4
     return res
+
+
+def add_kernel_gs_base(cpus, elf):
+    """info registers lacks KERNEL_GS_BASE: take it from the ELF dump's QEMU notes,
+    after checking that the notes agree with info registers on rip and cr3."""
+    notes = elf_qemu_notes(elf)
+    if len(notes) != len(cpus):
+        raise LabError(f"{elf}: {len(notes)} QEMU notes for {len(cpus)} vCPUs")
+    for c, n in zip(cpus, notes):
+        if (int(c["rip"], 16), int(c["cr3"], 16)) != (n["rip"], n["cr3"]):
+            raise LabError(f"{elf}: QEMU note of vCPU {c['index']} disagrees with "
+                           f"info registers (rip {n['rip']:#x}, cr3 {n['cr3']:#x})")
+        c["kernel_gs_base"] = hx(n["kernel_gs_base"])
 
 
 # ---------------------------------------------------------------- ground truth
@@ -764,7 +803,8 @@ def parse_ps(lines):
     for ln in lines:
         pid, ppid, flags, name = ln.split(" ", 3)
         out.append({"pid": int(pid), "ppid": int(ppid), "name": name,
-                    "flags": hx(int(flags)), "kthread": bool(int(flags) & PF_KTHREAD)})
+                    "flags": hx(int(flags)), "kthread": bool(int(flags) & PF_KTHREAD),
+                    "wq_worker": bool(int(flags) & PF_WQ_WORKER)})
     return sorted(out, key=lambda p: p["pid"])
 
 
@@ -896,15 +936,16 @@ def cmd_snapshot(name, cont=False):
         (d / "regs.txt").write_text(text)
         dump_files(name, q, info["ram_size"])
         cpus = parse_regs(text)
-        for c, kgs in zip(cpus, elf_qemu_notes(d / "dump.elf")):
-            c["kernel_gs_base"] = hx(kgs)
+        add_kernel_gs_base(cpus, d / "dump.elf")
         la57 = all(int(c["cr4"], 16) & CR4_LA57 for c in cpus)
         write_json(d / "regs.json", {"boot_id": info["boot_id"], "la57": la57,
                                      "paging": "la57" if la57 else "ia32e", "cpus": cpus})
         write_json(d / "truth.json", {"boot_id": info["boot_id"],
                                       **parse_truth(d / "serial.log")})
         write_json(d / "snapshot.json", {"boot_id": info["boot_id"], "time": time.time(),
-                                         "ram_size": info["ram_size"]})
+                                         "ram_size": info["ram_size"],
+                                         "format": ARTIFACT_FORMAT,
+                                         "initrd_sha256": info.get("initrd_sha256")})
         if cont:
             q.execute("cont")
     finally:
@@ -924,20 +965,53 @@ def read_u64(q, va):
     return int(m.group(1), 16)
 
 
-def info_mem(q):
-    """Mapped kernel-half ranges [(start, end)] from HMP info mem, merged."""
-    out = q.hmp("info mem", timeout=120)
+def merge_ranges(pairs):
+    """Sorted (start, end) pairs -> merged kernel-half ranges."""
     rngs = []
-    for m in re.finditer(r"^([0-9a-f]{16})-([0-9a-f]{16}) [0-9a-f]+ \S+", out, re.M):
-        s, e = int(m.group(1), 16), int(m.group(2), 16)
-        if s >= 1 << 63:
-            if rngs and rngs[-1][1] == s:
-                rngs[-1] = (rngs[-1][0], e)
-            else:
-                rngs.append((s, e))
-    if not rngs:
-        raise LabError(f"info mem shows no kernel mappings:\n{out[:2000]}")
+    for s, e in pairs:
+        if s < 1 << 63:
+            continue
+        if rngs and rngs[-1][1] == s:
+            rngs[-1] = (rngs[-1][0], e)
+        else:
+            rngs.append((s, e))
     return rngs
+
+
+def info_mem(q):
+    """Mapped kernel ranges from HMP `info mem` ("start-end size prot" lines)."""
+    out = q.hmp("info mem", timeout=120)
+    return merge_ranges((int(m.group(1), 16), int(m.group(2), 16)) for m in re.finditer(
+        r"^([0-9a-f]{16})-([0-9a-f]{16}) [0-9a-f]+ \S+", out, re.M)), out
+
+
+def info_tlb(q):
+    """Mapped kernel ranges from HMP `info tlb` ("va: pa XGPDACTUW" per leaf page).
+
+    Used under LA57: QEMU 7.2's `info mem` there prints nothing (its mem_info_la57
+    tests the present bit the wrong way round; fixed upstream later) and takes ~25 s.
+    info tlb gives no page size: flag P (PSE) marks 2M/1G pages; a PSE page is taken
+    as 1G when 1G-aligned and the next leaf is at least 1G further, else as 2M."""
+    out = q.hmp("info tlb", timeout=120)
+    leaves = [(int(m.group(1), 16), m.group(2)[2] == "P") for m in re.finditer(
+        r"^([0-9a-f]{16}): [0-9a-f]+ (\S{9})", out, re.M)]
+    pairs = []
+    for i, (va, pse) in enumerate(leaves):
+        nxt = leaves[i + 1][0] if i + 1 < len(leaves) else 1 << 64
+        size = 1 << 12
+        if pse:
+            size = 1 << 30 if va % (1 << 30) == 0 and nxt - va >= 1 << 30 else 1 << 21
+        pairs.append((va, va + size))
+    return merge_ranges(pairs), out
+
+
+def mapped_ranges(q, la57):
+    """Mapped kernel-half ranges of vCPU 0's page tables, and the HMP command used."""
+    cmd = "info tlb" if la57 else "info mem"
+    rngs, out = (info_tlb if la57 else info_mem)(q)
+    if not rngs:
+        raise LabError(f"{cmd} shows no kernel mappings:\n{out[:2000]}")
+    return rngs, cmd
 
 
 def clip(rngs, lo, hi):
@@ -1045,7 +1119,7 @@ def cmd_oracle(name, count=1000, seed=1, out=None):
         bases = {b: read_u64(q, int(ks[b], 16))
                  for b in ("page_offset_base", "vmalloc_base", "vmemmap_base")}
         cr3 = parse_regs(q.hmp("info registers"))[0]["cr3"]
-        mapped = info_mem(q)
+        mapped, ranges_from = mapped_ranges(q, info["la57"])
         kinds, far, near = regions(truth, bases, mapped)
         rng = random.Random(seed)
         entries = [{"va": hx(va), "pa": hx(gva2gpa(q, va)), "kind": kind}
@@ -1057,6 +1131,7 @@ def cmd_oracle(name, count=1000, seed=1, out=None):
     hbases = {k: hx(v) for k, v in bases.items()}
     res = {"boot_id": info["boot_id"], "name": name, "cpu": 0, "cr3": cr3,
            "la57": info["la57"], "seed": seed, "count": count, "bases": hbases,
+           "ranges_from": ranges_from,
            "stats": oracle_stats(entries, hbases), "entries": entries}
     write_json(Path(out) if out else d / "oracle.json", res)
     log(f"{name}: oracle of {count} addresses in {time.monotonic() - t:.1f}s: "
@@ -1065,11 +1140,19 @@ def cmd_oracle(name, count=1000, seed=1, out=None):
 
 # ---------------------------------------------------------------- ensure, env, status
 
-def artifacts_ok(name, count):
-    """The boot_id the cached artifacts share, or None if any is missing or partial."""
+def current_initrd(name):
+    """sha256 of the initramfs inputs the guest would boot with now."""
+    cmd_fetch(quiet=True)
+    return ensure_initramfs(kernel_info(GUESTS[name]["kernel"]))[1]
+
+
+def artifacts_ok(name, count, digest):
+    """The boot_id the cached artifacts share, or None if any is missing, partial,
+    of an older format or from another initramfs."""
     d = gdir(name)
     snap = read_json(d / "snapshot.json")
-    if not snap:
+    if not snap or snap.get("format") != ARTIFACT_FORMAT or \
+            snap.get("initrd_sha256") != digest:
         return None
     bid = snap["boot_id"]
     for f in ("truth.json", "regs.json", "oracle.json"):
@@ -1090,9 +1173,14 @@ def artifacts_ok(name, count):
 def cmd_ensure(name, live=False, count=1000):
     """Artifacts from one boot; with --live, also a running QEMU that matches them."""
     t = time.monotonic()
-    bid = artifacts_ok(name, count)
+    digest = current_initrd(name)
+    bid = artifacts_ok(name, count, digest)
     lab = read_json(gdir(name) / "lab.json") or {}
     running = qemu_pid(name) is not None
+    if running and lab.get("initrd_sha256") != digest:
+        log(f"{name}: running QEMU booted an older initramfs: restarting it")
+        cmd_stop(name)
+        running = False
     if bid and (not live or (running and lab.get("boot_id") == bid)):
         log(f"{name}: artifacts cached (boot {bid[:8]}), running={running}")
         return
@@ -1131,7 +1219,8 @@ def cmd_env(name):
 def cmd_status():
     for name, g in GUESTS.items():
         pid = qemu_pid(name)
-        bid = artifacts_ok(name, 1000)
+        lab = read_json(gdir(name) / "lab.json") or {}
+        bid = artifacts_ok(name, 1000, lab.get("initrd_sha256"))
         print(f"{name:12} kernel={g['kernel']:5} la57={int(g['la57'])} smp={g['smp']} "
               f"{'running pid ' + str(pid) if pid else 'stopped'}"
               f"{'  artifacts ' + bid[:8] if bid else ''}")
@@ -1177,6 +1266,9 @@ def parse_args(argv):
 
 
 def main(argv):
+    # SIGTERM (e.g. a test runner's timeout) unwinds like ^C, so a half-booted QEMU
+    # is killed on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     a = parse_args(argv)
     if a.cmd == "fetch":
         cmd_fetch(a.refresh)
