@@ -18,9 +18,11 @@ KV2P = os.path.join(BUILD, "tests", "lab", "kv2p")
 GUESTS = ["k61-4l-1c", "k61-5l-2c", "k612-4l-2c", "k612-5l-1c"]
 
 
-def ensure(name):
-    """Boots (or reuses) the guest; returns its artifact directory."""
-    p = run(LAB + ["ensure", name], timeout=1500)
+def ensure(name, live=False):
+    """Boots (or reuses) the guest; returns its artifact directory.  live:
+    also a running QEMU of the same boot, with its RAM file."""
+    p = run(LAB + ["ensure", name] + (["--live"] if live else []),
+            timeout=1500)
     check(p.returncode == 0, f"lab.py ensure {name} failed:\n{p.stderr[-4000:]}")
     return os.path.join(BUILD, "lab", "guests", name)
 
@@ -116,8 +118,11 @@ def cli_translate(name):
 
 def banner(name):
     """linux_banner (address from the guest's kallsyms) read three ways
-    equals the banner the guest printed (/proc/version)."""
-    d = ensure(name)
+    equals the banner the guest printed (/proc/version): from the raw and
+    ELF dumps, and from the RAM file of the guest while it runs."""
+    d = ensure(name, live=True)
+    p = run(LAB + ["hmp", name, "cont"])
+    check(p.returncode == 0, f"resuming {name}: {p.stderr}")
     truth = load(d, "truth.json")
     va = truth["kallsyms"]["linux_banner"]
     want = truth["version"].strip()
