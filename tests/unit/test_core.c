@@ -206,3 +206,27 @@ TU_TEST(core_out_of_memory)
     }
     TU_ASSERT(ok > 0);
 }
+
+TU_TEST(core_read_str)
+{
+    memdrv_t m;
+    struct vmi_instance *vmi = two_ranges(&m);
+    TU_ASSERT(vmi);
+    /* Across a page boundary, inside the first range. */
+    memcpy(m.bytes + 0x1ffa, "hello, pages", 13);
+    char *s = vmi_read_str_pa(vmi, 0x1ffa);
+    TU_EQ_STR(s, "hello, pages");
+    free(s);
+    /* Running into the hole before a NUL: not a whole string. */
+    memset(m.bytes + 0xfff0, 'x', 0x10);
+    TU_ASSERT(vmi_read_str_pa(vmi, 0xfff0) == NULL);
+    TU_EQ_INT(tinyvmi_last_status(vmi), TINYVMI_EUNMAPPED);
+    /* No NUL before the end of RAM: refused. */
+    memset(m.bytes, 'y', m.size);
+    TU_ASSERT(vmi_read_str_pa(vmi, 0) == NULL);
+    /* Virtual reads need paging. */
+    TU_ASSERT(vmi_read_str_va(vmi, 0xffffffff81000000ULL, 0) == NULL);
+    TU_EQ_INT(tinyvmi_last_status(vmi), TINYVMI_ESTATE);
+    tv_instance_free(vmi);
+    free(m.bytes);
+}
