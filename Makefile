@@ -25,7 +25,7 @@ CFLAGS_SAN := $(BASE) -O1 -g -fno-omit-frame-pointer \
               -fsanitize=address,undefined -fno-sanitize-recover=all
 # The freestanding core: no libc headers beyond the compiler's own, no
 # builtins turned into libc calls we did not provide.
-CFLAGS_FREE := $(BASE) -O2 -ffreestanding -fno-builtin -fno-stack-protector \
+CFLAGS_FREE := $(BASE) -DTINYVMI_FREESTANDING -O2 -ffreestanding -fno-builtin -fno-stack-protector \
                -fno-pic -fno-tree-loop-distribute-patterns -nostdinc \
                -isystem $(shell $(CC) -print-file-name=include)
 

@@ -18,6 +18,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* LibVMI's header brings these in, and programs written for it rely on
+ * that.  TinyVMI's freestanding core builds without them. */
+#ifndef TINYVMI_FREESTANDING
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif

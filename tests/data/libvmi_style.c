@@ -1,10 +1,10 @@
 /*
  * A program written the way LibVMI programs are written, using only
  * <libvmi/libvmi.h>: it must build against TinyVMI unchanged.  It reads the
- * first 8 bytes of physical memory and translates a kernel address.
+ * first 8 bytes of physical memory and translates a kernel address.  Like
+ * many LibVMI programs it gets <stdio.h> through <libvmi/libvmi.h>.
  */
 #include <inttypes.h>
-#include <stdio.h>
 #include <stdlib.h>
 
 #include <libvmi/libvmi.h>
