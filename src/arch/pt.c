@@ -1,0 +1,99 @@
+/*
+ * The one page-table walker.  An architecture is a tv_pt_format_t (see
+ * x86.c): the walk reads one entry per level, top first, and stops at the
+ * first leaf.  The loop runs at most fmt->nlevels times whatever the
+ * entries say, so hostile tables (an entry pointing back at its own table,
+ * as the Windows self-map does) end with a defined answer, never a hang.
+ */
+#include "core/tv.h"
+
+#define PAGE_OFFSET(va, size) ((va) & ((size) - 1))
+
+static uint64_t level_index(const tv_pt_level_t *l, uint64_t va)
+{
+    return (va >> l->shift) & ((1ULL << l->bits) - 1);
+}
+
+/* 64-bit modes: the bits above va_bits-1 must all copy bit va_bits-1.
+ * 32-bit modes (addr_width 4) have no address at or above 4 GiB. */
+static int check_va(struct vmi_instance *vmi, const tv_pt_format_t *fmt,
+                    uint64_t va)
+{
+    if (fmt->addr_width == 4) {
+        if (va >> 32)
+            return tv_fail(vmi, TINYVMI_ERANGE,
+                           "va 0x%llx is beyond 4 GiB: out of range for "
+                           "%s paging", (unsigned long long)va, fmt->name);
+        return TINYVMI_OK;
+    }
+    uint64_t high = va >> (fmt->va_bits - 1); /* all 0s or all 1s */
+    if (high != 0 && high != (~0ULL >> (fmt->va_bits - 1)))
+        return tv_fail(vmi, TINYVMI_ENONCANON,
+                       "va 0x%llx non-canonical for %u-bit %s",
+                       (unsigned long long)va, fmt->va_bits, fmt->name);
+    return TINYVMI_OK;
+}
+
+/* One entry, little-endian, of fmt->pte_size bytes.  A failed read keeps
+ * the memory layer's status and adds which entry we were after. */
+static int read_entry(struct vmi_instance *vmi, const tv_pt_format_t *fmt,
+                      unsigned lvl, uint64_t loc, uint64_t va, uint64_t *out)
+{
+    uint8_t raw[8];
+    int rc = tv_read_pa(vmi, loc, raw, fmt->pte_size, NULL);
+    if (rc)
+        return tv_fail(vmi, rc, "va 0x%llx: reading %s at 0x%llx: %s",
+                       (unsigned long long)va, fmt->level[lvl].name,
+                       (unsigned long long)loc, vmi->last_error);
+    *out = fmt->pte_size == 8 ? tv_le64(raw) : tv_le32(raw);
+    return TINYVMI_OK;
+}
+
+/* Physical base of the page a leaf at lvl maps.  Only large pages take the
+ * hook (PSE-36 scatters address bits); everything else is the entry's
+ * address bits above the page offset. */
+static uint64_t leaf_base(const tv_pt_format_t *fmt, unsigned lvl,
+                          uint64_t entry, uint64_t size)
+{
+    if (fmt->large_base && lvl + 1u < fmt->nlevels)
+        return fmt->large_base(entry, lvl);
+    return entry & fmt->table_mask & ~(size - 1);
+}
+
+static int not_present(struct vmi_instance *vmi, const tv_pt_format_t *fmt,
+                       unsigned lvl, const tv_walk_entry_t *e, uint64_t va)
+{
+    return tv_fail(vmi, TINYVMI_EUNMAPPED,
+                   "va 0x%llx not mapped: %s 0x%llx (at 0x%llx) not present",
+                   (unsigned long long)va, fmt->level[lvl].name,
+                   (unsigned long long)e->value,
+                   (unsigned long long)e->location);
+}
+
+int tv_pt_walk(struct vmi_instance *vmi, const tv_pt_format_t *fmt,
+               uint64_t dtb, uint64_t va, tv_walk_t *w)
+{
+    *w = (tv_walk_t){.va = va};
+    int rc = check_va(vmi, fmt, va);
+    uint64_t table = dtb & fmt->root_mask; /* drops PCID and flag bits */
+    for (unsigned lvl = 0; !rc && lvl < fmt->nlevels; lvl++) {
+        const tv_pt_level_t *l = &fmt->level[lvl];
+        tv_walk_entry_t *e = &w->entry[lvl];
+        e->location = table + level_index(l, va) * fmt->pte_size;
+        rc = read_entry(vmi, fmt, lvl, e->location, va, &e->value);
+        if (rc)
+            break;
+        w->nentries = lvl + 1;
+        if (!(e->value & fmt->present))
+            return not_present(vmi, fmt, lvl, e, va);
+        if (lvl + 1u == fmt->nlevels ||
+            (l->can_large && (e->value & fmt->large))) {
+            w->page_size = 1ULL << l->shift;
+            w->pa = leaf_base(fmt, lvl, e->value, w->page_size) |
+                    PAGE_OFFSET(va, w->page_size);
+            return TINYVMI_OK;
+        }
+        table = e->value & fmt->table_mask;
+    }
+    return rc;
+}
