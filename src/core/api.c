@@ -548,6 +548,6 @@ TV_API void tinyvmi_cache_enable(vmi_instance_t vmi, int on)
 {
     if (!vmi)
         return;
-    vmi->v2p.enabled = on != 0;
+    vmi->v2p.enabled = on != 0 && vmi->v2p.slot != NULL;
     tv_cache_flush(&vmi->v2p);
 }

@@ -53,10 +53,16 @@ static int xfer_pa(struct vmi_instance *vmi, uint64_t pa, void *buf,
         size_t chunk = len - moved < left ? len - moved : (size_t)left;
         uint64_t off = r->offset + (at - r->start);
         uint8_t *p = (uint8_t *)buf + moved;
+        /* Cleared so a failure shows whether the driver said why; an
+         * older failure's status comes back if this one succeeds. */
+        int before = vmi->last_status;
+        vmi->last_status = TINYVMI_OK;
         rc = write ? vmi->drv.mem->write(vmi->drv.ctx, at, off, p, chunk)
                    : vmi->drv.mem->read(vmi->drv.ctx, at, off, p, chunk);
+        if (!rc)
+            vmi->last_status = before;
         if (rc) {
-            if (vmi->last_status != rc)
+            if (vmi->last_status == TINYVMI_OK)
                 tv_fail(vmi, rc, "%s: %s at physical 0x%llx",
                         vmi->drv.name, tinyvmi_strerror(rc),
                         (unsigned long long)at);
@@ -94,6 +100,7 @@ int tv_translate(struct vmi_instance *vmi, const tv_pt_format_t *fmt,
                        "paging is not set up (page mode unknown): cannot "
                        "translate 0x%llx", (unsigned long long)va);
     uint64_t p, s;
+    dtb &= fmt->root_mask; /* PCID and flag bits are not part of the root */
     if (cacheable && tv_cache_lookup(&vmi->v2p, dtb, va, &p, &s)) {
         *pa = p;
         if (span)

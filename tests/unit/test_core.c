@@ -230,3 +230,30 @@ TU_TEST(core_read_str)
     tv_instance_free(vmi);
     free(m.bytes);
 }
+
+/* A driver failure must be reported with its own reason, even when an
+ * earlier failure left the same status behind. */
+static int failing_read(void *ctx, uint64_t pa, uint64_t off, void *buf,
+                        size_t len)
+{
+    (void)ctx, (void)pa, (void)off, (void)buf, (void)len;
+    return TINYVMI_EIO; /* says nothing itself */
+}
+
+static const tv_mem_ops_t failing_ops = {failing_read, NULL};
+
+TU_TEST(core_driver_error_is_fresh)
+{
+    struct vmi_instance *vmi;
+    TU_ASSERT(tv_instance_new(&tu_hooks, &vmi) == 0);
+    tv_range_t r = {0x1000, 0x1000, 0};
+    tv_driver_t d = {.name = "broken", .mem = &failing_ops, .ranges = &r,
+                     .nranges = 1};
+    TU_ASSERT(tv_instance_attach(vmi, &d) == 0);
+    tv_fail(vmi, TINYVMI_EIO, "an old, unrelated I/O error");
+    uint8_t b;
+    TU_EQ_INT(vmi_read_8_pa(vmi, 0x1800, &b), VMI_FAILURE);
+    TU_EQ_INT(tinyvmi_last_status(vmi), TINYVMI_EIO);
+    TU_CONTAINS(tinyvmi_last_error(vmi), "broken: I/O error at physical 0x1800");
+    tv_instance_free(vmi);
+}
