@@ -66,6 +66,9 @@ tools: $(B)/bin/tinyvmi $(EXAMPLES)
 $(B)/obj/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_LIB) -c $< -o $@
+$(B)/obj/tools/tinyvmi/%.o: tools/tinyvmi/%.c Makefile
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_LIB) -DCLI_VERSION='"$(VERSION)"' -c $< -o $@
 $(B)/san/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_SAN) -c $< -o $@

@@ -12,7 +12,9 @@
 #include <libvmi/libvmi.h>
 #include <tinyvmi/tinyvmi.h>
 
-#define CLI_VERSION "0.1.0"
+#ifndef CLI_VERSION /* the Makefile passes its VERSION */
+#define CLI_VERSION "unknown"
+#endif
 
 /* Exit codes, as --help documents them. */
 enum {
