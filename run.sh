@@ -13,6 +13,7 @@ PACKAGES=(
     python3                              # test runner, guest lab
     qemu-system-x86 qemu-utils           # the guest lab
     busybox-static cpio gzip xz-utils zstd kmod  # guest initramfs
+    liblzma-dev zlib1g-dev libzstd-dev liblz4-dev  # .xz profiles, vmlinuz
     pkgconf ca-certificates
 )
 

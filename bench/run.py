@@ -172,6 +172,72 @@ def targets(res):
     return out
 
 
+ISF61 = ("/work/shared/data/debian-6.1.0-56-amd64/"
+         "vmlinux-6.1.0-56-amd64.isf.json.xz")
+PROFILE_BENCH = os.path.join(BUILD, "bench", "bench_profile")
+
+
+def isf_files():
+    """The 6.1 ISF decompressed, and a ~50 MB ISF made from it by adding
+    renamed copies of its user types (cached in build/bench)."""
+    import lzma
+    out = os.path.join(BUILD, "bench")
+    plain = os.path.join(out, "isf61.json")
+    big = os.path.join(out, "isf50mb.json")
+    if not os.path.exists(plain):
+        with lzma.open(ISF61) as f, open(plain + ".tmp", "wb") as g:
+            g.write(f.read())
+        os.rename(plain + ".tmp", plain)
+    if not os.path.exists(big):
+        with open(plain) as f:
+            isf = json.load(f)
+        types = isf["user_types"]
+        orig = list(types.items())
+        copy = 0
+        size = os.path.getsize(plain)
+        while size < 50 * MIB:
+            copy += 1
+            for name, t in orig:
+                types[f"{name}__copy{copy}"] = t
+            size = len(json.dumps(isf, indent=2))
+        with open(big + ".tmp", "w") as g:
+            json.dump(isf, g, indent=2)
+        os.rename(big + ".tmp", big)
+    return plain, big
+
+
+def profile_bench(quick):
+    """Profile loading: wall time and peak RSS, one process per measure."""
+    if not os.path.exists(PROFILE_BENCH) or not os.path.exists(ISF61):
+        print("profile loading: skipped (bench_profile or the 6.1 ISF "
+              "missing)")
+        return []
+    plain, big = isf_files()
+    runs = "2" if quick else "5"
+    jobs = [(plain, []), (big, []), (ISF61, ["--file"])]
+    res = []
+    for path, opts in jobs:
+        p = subprocess.run([PROFILE_BENCH, path, "--json", "--runs", runs,
+                            *opts], capture_output=True, text=True)
+        if p.returncode != 0:
+            print(f"bench_profile {path} failed: {p.stderr.strip()}")
+            continue
+        r = json.loads(p.stdout)
+        res.append(r)
+        mb = (r["input_bytes"] or os.path.getsize(path)) / MIB
+        print(f"  profile {os.path.basename(path):<40} {mb:6.1f} MiB "
+              f"{r['mode']:<6} {r['median_s'] * 1e3:7.1f} ms  peak RSS "
+              f"{r['peak_rss_kib'] / 1024:6.1f} MiB (+"
+              f"{r['load_rss_growth_kib'] / 1024:.1f} loading)")
+    for r in res:
+        if r["file"] == big:
+            ok = r["median_s"] < 0.5 and r["peak_rss_kib"] < 100 * 1024
+            print(f"target: 50 MB ISF in under 0.5 s and 100 MB: "
+                  f"{r['median_s']:.3f} s, {r['peak_rss_kib'] / 1024:.1f} "
+                  f"MiB -> {'met' if ok else 'MISSED'}")
+    return res
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--synthetic", action="store_true")
@@ -187,6 +253,7 @@ def main():
     res = json.loads(p.stdout)
     table(res, facts)
     verdicts = targets(res)
+    res["profile"] = profile_bench(args.quick)
     out = os.path.join(BUILD, "bench", "results.json")
     with open(out, "w") as f:
         json.dump({"source": facts["source"], **res, "targets": verdicts,
