@@ -29,7 +29,8 @@ CFLAGS_FREE := $(BASE) -DTINYVMI_FREESTANDING -O2 -ffreestanding -fno-builtin -f
                -fno-pic -fno-tree-loop-distribute-patterns -nostdinc \
                -isystem $(shell $(CC) -print-file-name=include)
 
-CORE_SRC := $(sort $(wildcard src/core/*.c src/arch/*.c))
+CORE_SRC := $(sort $(wildcard src/core/*.c src/arch/*.c src/profile/*.c \
+              src/os/*.c src/os/*/*.c src/config/*.c))
 CORE_SRC := $(filter-out src/core/shim_builtins.c,$(CORE_SRC))
 HOST_SRC := $(sort $(wildcard src/driver/*/*.c src/hosted/*.c))
 LIB_SRC  := $(CORE_SRC) $(HOST_SRC)
@@ -53,7 +54,7 @@ LABBINS  := $(LAB_SRC:tests/lab/%.c=$(B)/tests/lab/%)
 
 LIBA  := $(B)/lib/libtinyvmi.a
 LIBSO := $(B)/lib/libtinyvmi.so
-HOST_LIBS := -lm
+HOST_LIBS := -lm -llzma -lz -lzstd -llz4
 
 .PHONY: all lib tools test unit unit-san check-core bench fuzz install \
         clean format demo
@@ -136,6 +137,7 @@ demo: lib tools
 
 bench: all $(BENCHES)
 	python3 bench/run.py
+	python3 bench/bench_os.py
 
 $(B)/fuzz/%: fuzz/%.c $(LIB_SRC)
 	@mkdir -p $(@D)

@@ -53,7 +53,7 @@ typedef enum vmi_mode {
 typedef enum vmi_config {
     VMI_CONFIG_GLOBAL_FILE_ENTRY, /**< entry of the global libvmi.conf */
     VMI_CONFIG_STRING,            /**< a config entry given as a string */
-    VMI_CONFIG_GHASHTABLE,        /**< a GHashTable (not supported) */
+    VMI_CONFIG_GHASHTABLE,        /**< a GHashTable of the caller's glib */
     VMI_CONFIG_JSON_PATH,         /**< path to a JSON symbol profile */
 } vmi_config_t;
 
@@ -489,6 +489,88 @@ status_t vmi_get_vcpureg(vmi_instance_t vmi, uint64_t *value, reg_t reg,
 status_t vmi_get_vcpuregs(vmi_instance_t vmi, registers_t *regs,
                           unsigned long vcpu);
 os_t vmi_get_ostype(vmi_instance_t vmi);
+
+/* ---- The OS layer ------------------------------------------------------------ */
+
+/** json_object is opaque here: TinyVMI does not use json-c.  The handle
+ *  vmi_get_kernel_json returns is TinyVMI's symbol table, accepted by the
+ *  *_from_json calls below (a json-c object is not). */
+typedef struct json_object json_object;
+
+/** Starts the OS layer on an initialised instance.  config is as in
+ *  vmi_init_complete: a libvmi.conf entry name (GLOBAL_FILE_ENTRY: the
+ *  domain's name when NULL), an entry body (STRING), a GHashTable
+ *  (GHASHTABLE) or a profile path (JSON_PATH).  With no config and no
+ *  profile, TinyVMI reads the kernel's own BTF and kallsyms from guest
+ *  memory.  Returns the OS found, VMI_OS_UNKNOWN on failure. */
+os_t vmi_init_os(vmi_instance_t vmi, vmi_config_t config_mode, void *config,
+                 vmi_init_error_t *error);
+
+/** Named offsets, as LibVMI and libvmi.conf spell them: "linux_tasks",
+ *  "linux_mm", "linux_pid", "linux_name", "linux_pgd", "linux_kaslr",
+ *  "win_tasks", ... */
+status_t vmi_get_offset(vmi_instance_t vmi, const char *offset_name,
+                        addr_t *offset);
+/** Offset of member in the kernel's struct_name ("task_struct", "pid"). */
+status_t vmi_get_kernel_struct_offset(vmi_instance_t vmi,
+                                      const char *struct_name,
+                                      const char *member, addr_t *value);
+
+/** A kernel symbol's (KASLR-adjusted) virtual address. */
+status_t vmi_translate_ksym2v(vmi_instance_t vmi, const char *symbol,
+                              addr_t *vaddr);
+/** A symbol in ctx's address space (the kernel's for pid 0). */
+status_t vmi_translate_sym2v(vmi_instance_t vmi, const access_context_t *ctx,
+                             const char *symbol, addr_t *vaddr);
+/** The kernel symbol at exactly ctx's address (caller frees), or NULL. */
+const char *vmi_translate_v2sym(vmi_instance_t vmi,
+                                const access_context_t *ctx, addr_t va);
+/** The kernel symbol containing va, as "name+0xoff" (caller frees). */
+const char *vmi_translate_v2ksym(vmi_instance_t vmi,
+                                 const access_context_t *ctx, addr_t va);
+/** A user virtual address of process pid to physical. */
+status_t vmi_translate_uv2p(vmi_instance_t vmi, addr_t vaddr, vmi_pid_t pid,
+                            addr_t *paddr);
+/** The page-table root of process pid (the kernel's for pid 0 and for
+ *  kernel threads). */
+status_t vmi_pid_to_dtb(vmi_instance_t vmi, vmi_pid_t pid, addr_t *dtb);
+/** The pid whose page-table root is dtb. */
+status_t vmi_dtb_to_pid(vmi_instance_t vmi, addr_t dtb, vmi_pid_t *pid);
+
+/** Reads at a kernel symbol. */
+status_t vmi_read_ksym(vmi_instance_t vmi, const char *sym, size_t count,
+                       void *buf, size_t *bytes_read);
+status_t vmi_read_8_ksym(vmi_instance_t vmi, const char *sym, uint8_t *value);
+status_t vmi_read_16_ksym(vmi_instance_t vmi, const char *sym,
+                          uint16_t *value);
+status_t vmi_read_32_ksym(vmi_instance_t vmi, const char *sym,
+                          uint32_t *value);
+status_t vmi_read_64_ksym(vmi_instance_t vmi, const char *sym,
+                          uint64_t *value);
+status_t vmi_read_addr_ksym(vmi_instance_t vmi, const char *sym,
+                            addr_t *value);
+char *vmi_read_str_ksym(vmi_instance_t vmi, const char *sym);
+
+/** The kernel's symbol table (owned by the instance), or NULL. */
+json_object *vmi_get_kernel_json(vmi_instance_t vmi);
+status_t vmi_get_symbol_addr_from_json(vmi_instance_t vmi, json_object *json,
+                                       const char *symbol, addr_t *addr);
+status_t vmi_get_struct_size_from_json(vmi_instance_t vmi, json_object *json,
+                                       const char *struct_name,
+                                       size_t *size);
+status_t vmi_get_struct_member_offset_from_json(vmi_instance_t vmi,
+                                                json_object *json,
+                                                const char *struct_name,
+                                                const char *struct_member,
+                                                addr_t *offset);
+status_t vmi_get_bitfield_offset_and_size_from_json(
+    vmi_instance_t vmi, json_object *json, const char *struct_name,
+    const char *struct_member, addr_t *offset, size_t *start_bit,
+    size_t *end_bit);
+
+/** Pause and resume the guest (no-ops that succeed on dumps). */
+status_t vmi_pause_vm(vmi_instance_t vmi);
+status_t vmi_resume_vm(vmi_instance_t vmi);
 
 #pragma GCC visibility pop
 

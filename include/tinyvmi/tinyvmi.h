@@ -97,6 +97,60 @@ void tinyvmi_cache_stats(vmi_instance_t vmi, tinyvmi_cache_stats_t *out);
 /** Turns the translation cache on (default) or off. */
 void tinyvmi_cache_enable(vmi_instance_t vmi, int on);
 
+/* ---- The OS layer ------------------------------------------------------------ */
+
+/** What the OS layer found out about the kernel. */
+typedef struct tinyvmi_kernel {
+    uint32_t version;      /**< TINYVMI_KERNEL_VERSION */
+    os_t os;
+    addr_t text_va;        /**< the kernel's first text address (_text) */
+    addr_t text_pa;        /**< where it is in physical memory */
+    int64_t slide;         /**< KASLR: live address - profile address (0
+                                when symbols come from guest memory) */
+    addr_t dtb;            /**< the kernel's own page-table root */
+    page_mode_t page_mode;
+    const char *source;    /**< "isf", "rekall", "btf+kallsyms", ... */
+    const char *release;   /**< e.g. "6.1.0-56-amd64", or "" */
+    const char *banner;    /**< "Linux version ..." as read from memory */
+    size_t nsymbols;       /**< symbols in the table */
+    size_t ntypes;         /**< types in the table */
+} tinyvmi_kernel_t;
+#define TINYVMI_KERNEL_VERSION 1
+status_t tinyvmi_kernel_info(vmi_instance_t vmi, tinyvmi_kernel_t *out);
+
+/** A process (a thread-group leader) as the kernel's task list has it. */
+typedef struct tinyvmi_process {
+    vmi_pid_t pid;
+    vmi_pid_t ppid;        /**< the real parent's tgid (-1 if unreadable) */
+    char name[64];         /**< comm / ImageFileName, NUL-terminated */
+    addr_t task;           /**< task_struct / EPROCESS address */
+    addr_t dtb;            /**< page-table root (the kernel's for threads
+                                without an address space) */
+    int kernel_thread;     /**< 1: no user address space */
+    uint64_t flags;        /**< task_struct.flags (Linux) */
+} tinyvmi_process_t;
+/** Calls cb for each process in list order; cb returns nonzero to stop.
+ *  A corrupt list (a loop, an unmapped entry) ends the walk with a warning
+ *  in the log and tinyvmi_last_error(); what was walked is delivered. */
+typedef int (*tinyvmi_process_cb)(void *arg, const tinyvmi_process_t *p);
+status_t tinyvmi_processes(vmi_instance_t vmi, tinyvmi_process_cb cb,
+                           void *arg);
+
+/** A loaded kernel module. */
+typedef struct tinyvmi_module {
+    char name[64];
+    addr_t base;           /**< start of its core text */
+    uint64_t size;         /**< bytes, as /proc/modules counts them */
+    addr_t addr;           /**< struct module / LDR entry address */
+} tinyvmi_module_t;
+typedef int (*tinyvmi_module_cb)(void *arg, const tinyvmi_module_t *m);
+status_t tinyvmi_modules(vmi_instance_t vmi, tinyvmi_module_cb cb, void *arg);
+
+/** Kernel symbols in address order (live addresses). */
+typedef int (*tinyvmi_symbol_cb)(void *arg, const char *name, addr_t addr,
+                                 char type);
+status_t tinyvmi_symbols(vmi_instance_t vmi, tinyvmi_symbol_cb cb, void *arg);
+
 #pragma GCC visibility pop
 
 #ifdef __cplusplus

@@ -23,10 +23,14 @@ typedef struct target {
 
 static int pid_dtb(struct vmi_instance *vmi, vmi_pid_t pid, uint64_t *dtb)
 {
-    if (pid != 0)
-        return tv_fail(vmi, TINYVMI_ENOTSUP,
-                       "pid %d: finding a process's page tables needs the "
-                       "OS layer, which is not initialised", (int)pid);
+    if (pid != 0) {
+        if (!vmi->osops)
+            return tv_fail(vmi, TINYVMI_ESTATE,
+                           "pid %d: finding a process's page tables needs "
+                           "the OS layer, which is not initialised",
+                           (int)pid);
+        return tv_os_pid_dtb(vmi, pid, dtb);
+    }
     if (!vmi->pt)
         return tv_fail(vmi, TINYVMI_ESTATE,
                        "paging is not set up: the kernel's page tables are "
@@ -66,10 +70,14 @@ static int resolve(struct vmi_instance *vmi, const access_context_t *ctx,
         return TINYVMI_OK;
     case VMI_TM_PROCESS_PID:
         return pid_dtb(vmi, ctx->pid, &t->dtb);
-    case VMI_TM_KERNEL_SYMBOL:
-        return tv_fail(vmi, TINYVMI_ENOTSUP,
-                       "symbol %s: no symbol table is loaded",
-                       ctx->ksym ? ctx->ksym : "(null)");
+    case VMI_TM_KERNEL_SYMBOL: {
+        uint64_t va;
+        int rc = tv_os_ksym(vmi, ctx->ksym, &va);
+        if (rc)
+            return rc;
+        t->addr = va;
+        return pid_dtb(vmi, 0, &t->dtb);
+    }
     default:
         return tv_fail(vmi, TINYVMI_EINVAL,
                        "access context has no translation mechanism (%d)",

@@ -166,6 +166,7 @@ void tv_cache_flush(tv_v2p_cache_t *c);
 struct vmi_instance {
     tinyvmi_hooks_t hooks;
     vmi_mode_t mode;
+    char name[256]; /* the domain's name or the dump's path */
     tv_driver_t drv;
     bool have_drv;
 
@@ -178,10 +179,55 @@ struct vmi_instance {
     tv_v2p_cache_t v2p;
 
     os_t os;
+    const struct tv_os_ops *osops; /* NULL until an OS layer started */
+    void *osdata;                  /* the OS layer's state */
+    struct tv_symtab *symtab;      /* kernel symbols and types (owned) */
+    int64_t slide;                 /* live address - table address */
+    uint64_t slide_from;           /* table addresses below this (per-cpu
+                                      offsets, absolute symbols) do not
+                                      move with the kernel */
+    tinyvmi_kernel_t kinfo;
 
     int last_status;
     char last_error[TV_ERRMSG_MAX];
 };
+
+/* ---- OS layers (src/os) ---------------------------------------------------- */
+
+typedef struct tv_os_ops {
+    const char *name;
+    os_t type;
+    void (*fini)(struct vmi_instance *vmi);
+    int (*processes)(struct vmi_instance *vmi, tinyvmi_process_cb cb,
+                     void *arg);
+    int (*modules)(struct vmi_instance *vmi, tinyvmi_module_cb cb, void *arg);
+    /* LibVMI's named offsets ("linux_tasks", ...); ENOENT if unknown. */
+    int (*offset)(struct vmi_instance *vmi, const char *name,
+                  uint64_t *value);
+} tv_os_ops_t;
+
+/* Options from a config entry that the OS layers honour. */
+typedef struct tv_os_hints {
+    os_t os;                    /* VMI_OS_UNKNOWN: find out */
+    const char *const *offset_names; /* NULL-terminated, with values: */
+    const uint64_t *offset_values;
+} tv_os_hints_t;
+
+/* Starts the Linux layer with a finished symbol table (owned from then on,
+ * also on failure), or NULL to read the kernel's BTF and kallsyms from
+ * guest memory. */
+int tv_linux_init(struct vmi_instance *vmi, struct tv_symtab *tab,
+                  const tv_os_hints_t *hints);
+/* Stops the OS layer and frees its table. */
+void tv_os_fini(struct vmi_instance *vmi);
+/* pid -> page-table root through the OS layer. */
+int tv_os_pid_dtb(struct vmi_instance *vmi, vmi_pid_t pid, uint64_t *dtb);
+/* Kernel symbol -> live address. */
+int tv_os_ksym(struct vmi_instance *vmi, const char *name, uint64_t *va);
+/* A table address to a live one and back, applying the slide where it
+ * applies. */
+uint64_t tv_os_live(const struct vmi_instance *vmi, uint64_t table_addr);
+uint64_t tv_os_unlive(const struct vmi_instance *vmi, uint64_t live_addr);
 
 /* Creates an instance with the given hooks (a NULL alloc is refused). */
 int tv_instance_new(const tinyvmi_hooks_t *hooks, struct vmi_instance **out);

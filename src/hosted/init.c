@@ -122,6 +122,7 @@ TV_API status_t vmi_init(vmi_instance_t *out, vmi_mode_t mode,
                     "(VMI_INIT_DOMAINNAME), not by id");
             why = VMI_INIT_ERROR_VM_NOT_FOUND;
         } else {
+            snprintf(vmi->name, sizeof vmi->name, "%s", (const char *)domain);
             why = open_file(vmi, domain);
         }
     } else {
@@ -160,14 +161,15 @@ TV_API status_t vmi_init_complete(vmi_instance_t *out, const void *domain,
     if (vmi_init(&vmi, mode, domain, init_flags, init_data, error) !=
         VMI_SUCCESS)
         return VMI_FAILURE;
-    if (vmi_init_paging(vmi, 0) == VMI_PM_UNKNOWN)
-        return init_fail(vmi, VMI_INIT_ERROR_PAGING, error);
-    (void)config_mode;
-    if (config) {
-        tv_fail(vmi, TINYVMI_ENOTSUP,
-                "OS configuration given, but no OS layer is available yet");
-        return init_fail(vmi, VMI_INIT_ERROR_OS, error);
-    }
+    /* A dump without registers can still be introspected: the OS layer
+     * finds the kernel's page tables itself. */
+    page_mode_t pm = vmi_init_paging(vmi, 0);
+    vmi_init_error_t why = VMI_INIT_ERROR_NONE;
+    if (vmi_init_os(vmi, config_mode, config, &why) == VMI_OS_UNKNOWN)
+        return init_fail(vmi, pm == VMI_PM_UNKNOWN && why == VMI_INIT_ERROR_OS
+                                  ? VMI_INIT_ERROR_PAGING
+                                  : why,
+                         error);
     *out = vmi;
     return VMI_SUCCESS;
 }

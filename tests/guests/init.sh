@@ -87,6 +87,17 @@ begin kallsyms
 grep -E ' (linux_banner|init_task|init_mm|_text|_stext|_etext|_sdata|_edata|_end|__bss_start|startup_64|page_offset_base|vmalloc_base|vmemmap_base|phys_base|swapper_pg_dir|init_top_pgt|level4_kernel_pgt|do_sys_openat2|jiffies|jiffies_64|modules|__per_cpu_offset|current_task|pcpu_hot|sys_call_table|idt_table|init_pid_ns|kallsyms_names|linux_proc_banner)$' /proc/kallsyms
 end kallsyms
 
+# every 37th symbol of the kernel itself (module symbols carry a 4th field),
+# each with how many kernel symbols share its name, and how many kernel
+# symbols there are: ground truth for symbol tables
+begin kallsyms_sample
+awk 'NF == 3 { n++; c[$3]++; if (n % 37 == 1) s[n] = $0 }
+     END { for (k in s) { split(s[k], f, " "); print s[k], c[f[3]] } }' /proc/kallsyms
+end kallsyms_sample
+begin kallsyms_count
+awk 'NF == 3' /proc/kallsyms | wc -l
+end kallsyms_count
+
 # "pid hex(cmdline)" for the known user processes
 begin cmdline
 for p in $USERPIDS; do

@@ -889,6 +889,9 @@ def parse_truth(serial):
             "ps": parse_ps(b["ps"]),
             "modules": parse_modules(b["modules"], parse_sections(b["modsections"])),
             "kallsyms": syms, "kallsyms_duplicates": dups,
+            "kallsyms_sample": sorted([hx(int(a, 16)), t, n, int(c)] for a, t, n, c in
+                                      (ln.split()[:4] for ln in b.get("kallsyms_sample", []))),
+            "kallsyms_count": int(b["kallsyms_count"][0]) if b.get("kallsyms_count") else 0,
             "cmdline": procs, "user_markers": user_markers(procs)}
 
 

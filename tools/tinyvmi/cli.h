@@ -32,6 +32,9 @@ enum {
     OPT_RAW = 1u << 3,
     OPT_JSON = 1u << 4,
     OPT_FORCE = 1u << 5,
+    OPT_PROFILE = 1u << 6,
+    OPT_CONFIG = 1u << 7,
+    OPT_OUTPUT = 1u << 8,
 };
 /* Every command that takes a TARGET accepts these. */
 #define OPT_GLOBAL (OPT_DTB | OPT_PAGE_MODE)
@@ -55,6 +58,7 @@ typedef struct cli_cmd {
     cli_pos_t pos[CLI_MAX_POS];
     int npos;
     int (*run)(struct cli *c);
+    bool no_target; /* TARGET is not a dump: run opens it itself */
 } cli_cmd_t;
 
 typedef struct cli {
@@ -65,12 +69,20 @@ typedef struct cli {
     unsigned given;               /* OPT_* seen */
     page_mode_t page_mode;        /* --page-mode */
     addr_t dtb;                   /* --dtb */
+    const char *profile;          /* --profile */
+    const char *config;           /* --config */
+    const char *output;           /* -o */
     vmi_instance_t vmi;
 } cli_t;
 
 /* The commands (info.c, read.c, translate.c, dump.c). */
 extern const cli_cmd_t cli_cmd_info, cli_cmd_read, cli_cmd_translate,
     cli_cmd_dump;
+/* os.c: the OS layer's commands, and starting the OS layer. */
+extern const cli_cmd_t cli_cmd_ps, cli_cmd_modules, cli_cmd_sym;
+int cli_os(cli_t *c);
+/* profile.c: an ISF from a kernel image's BTF and kallsyms. */
+extern const cli_cmd_t cli_cmd_profile;
 
 /* ---- util.c ---------------------------------------------------------- */
 

@@ -12,6 +12,7 @@
 
 static const cli_cmd_t *const commands[] = {
     &cli_cmd_info, &cli_cmd_read, &cli_cmd_translate, &cli_cmd_dump,
+    &cli_cmd_ps, &cli_cmd_modules, &cli_cmd_sym, &cli_cmd_profile,
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
@@ -33,6 +34,12 @@ static const cli_opt_t options[] = {
     {"--raw", OPT_RAW, NULL, "write the bytes as they are, not a hex dump"},
     {"--json", OPT_JSON, NULL, "machine-readable output"},
     {"--force", OPT_FORCE, NULL, "overwrite OUT if it exists"},
+    {"--profile", OPT_PROFILE, "FILE",
+     "symbols and types from a Volatility ISF (.json, .json.xz)\n"
+     "or a Rekall profile, instead of the guest's BTF/kallsyms"},
+    {"--config", OPT_CONFIG, "FILE",
+     "a libvmi.conf; its entry for TARGET (or its only entry)"},
+    {"-o", OPT_OUTPUT, "FILE", "write to FILE instead of standard output"},
 };
 #define NOPTIONS (sizeof options / sizeof options[0])
 
@@ -138,6 +145,12 @@ static int set_option(cli_t *c, const cli_opt_t *o, const char *val)
     if (o->bit == OPT_PAGE_MODE && !cli_parse_page_mode(val, &c->page_mode))
         return cli_fail(c, CLI_USAGE, "--page-mode: unknown mode '%s' (legacy, "
                         "pae, ia32e or la57)", val);
+    if (o->bit == OPT_PROFILE)
+        c->profile = val;
+    if (o->bit == OPT_CONFIG)
+        c->config = val;
+    if (o->bit == OPT_OUTPUT)
+        c->output = val;
     c->given |= o->bit;
     return CLI_OK;
 }
@@ -247,7 +260,7 @@ static int run_command(const cli_cmd_t *cmd, int argc, char **argv)
         return cli_flush(&c);
     }
     int rc = parse_args(&c, argc, argv);
-    if (!rc)
+    if (!rc && !cmd->no_target)
         rc = open_target(&c);
     if (!rc)
         rc = cmd->run(&c);

@@ -1,0 +1,488 @@
+/*
+ * Finding a Linux kernel in memory: its text base, the KASLR slide of its
+ * symbols, its own page tables, and (with no profile) its BTF and kallsyms.
+ *
+ * Two ways in.  With page tables (a vCPU's CR3), the kernel's text is the
+ * first mapped 2 MiB of the kernel text mapping, and its read-only data is
+ * where the non-executable, read-only pages of the image are.  Without them
+ * (a raw dump), "Linux version " strings in physical memory are candidates
+ * for linux_banner: the image is physically contiguous, so each implies a
+ * physical _text and a physical init_top_pgt, and the one whose page
+ * tables map the kernel text mapping onto that _text is the kernel.
+ */
+#include "os/linux/linux.h"
+#include "profile/btf.h"
+#include "profile/kallsyms.h"
+#include "profile/reader.h"
+
+#define MIB (1ULL << 20)
+#define PAGE 4096ULL
+#define BANNER "Linux version "
+#define MAX_BTF (256 * MIB)
+
+/* x86 leaf entry bits. */
+#define PTE_RW (1ULL << 1)
+#define PTE_NX (1ULL << 63)
+
+static const char *const top_table_names[] = {
+    "init_top_pgt", "init_level4_pgt", "swapper_pg_dir", NULL,
+};
+
+typedef struct region {
+    uint64_t start, end;
+} region_t;
+
+#define MAX_REGIONS 32
+
+typedef struct kfind {
+    const tv_pt_format_t *fmt;
+    uint64_t dtb;
+    uint64_t text_va, text_pa;
+    region_t ro[MAX_REGIONS]; /* read-only, non-executable parts */
+    unsigned nro;
+    region_t all[MAX_REGIONS]; /* every mapped part of the image */
+    unsigned nall;
+} kfind_t;
+
+/* ---- readers for the profile decoders ---------------------------------- */
+
+typedef struct vread {
+    struct vmi_instance *vmi;
+    const tv_pt_format_t *fmt;
+    uint64_t dtb;
+} vread_t;
+
+static int read_kva(void *ctx, uint64_t addr, void *buf, size_t len)
+{
+    vread_t *r = ctx;
+    return tv_read_va(r->vmi, r->fmt, r->dtb, addr, buf, len, NULL);
+}
+
+static int read_pa(void *ctx, uint64_t addr, void *buf, size_t len)
+{
+    return tv_read_pa(ctx, addr, buf, len, NULL);
+}
+
+static tv_pctx_t pctx(struct vmi_instance *vmi, char *err, size_t errlen)
+{
+    err[0] = '\0';
+    return (tv_pctx_t){.hooks = &vmi->hooks, .err = err, .errlen = errlen};
+}
+
+/* ---- the kernel text mapping ----------------------------------------------- */
+
+/* Walks va; on success *leaf is the final entry and *size its page size;
+ * on failure *skip is how far the missing entry's reach extends. */
+static bool probe(struct vmi_instance *vmi, const tv_pt_format_t *fmt,
+                  uint64_t dtb, uint64_t va, uint64_t *pa, uint64_t *leaf,
+                  uint64_t *size, uint64_t *skip)
+{
+    tv_walk_t w;
+    if (!tv_pt_walk(vmi, fmt, dtb, va, &w)) {
+        *pa = w.pa;
+        *leaf = w.entry[w.nentries - 1].value;
+        *size = w.page_size;
+        return true;
+    }
+    unsigned lvl = w.nentries ? w.nentries - 1 : 0;
+    *skip = 1ULL << fmt->level[lvl].shift;
+    return false;
+}
+
+static void add_region(region_t *r, unsigned *n, uint64_t s, uint64_t e)
+{
+    if (*n && r[*n - 1].end == s) {
+        r[*n - 1].end = e;
+        return;
+    }
+    if (*n < MAX_REGIONS)
+        r[(*n)++] = (region_t){s, e};
+}
+
+/* The kernel text mapping as dtb maps it: _text is its first mapped page
+ * (everything below _text is unmapped at boot); records the image's mapped
+ * regions up to the module area. */
+static bool map_kernel(struct vmi_instance *vmi, kfind_t *k)
+{
+    uint64_t va = LX_X64_KMAP_START, pa, leaf, size, skip;
+    bool found = false;
+    k->nro = k->nall = 0;
+    while (va < LX_X64_KMAP_END) {
+        if (!probe(vmi, k->fmt, k->dtb, va, &pa, &leaf, &size, &skip)) {
+            if (found && k->nall >= MAX_REGIONS)
+                break;
+            va = (va & ~(skip - 1)) + skip;
+            continue;
+        }
+        uint64_t base = va & ~(size - 1);
+        if (!found) {
+            found = true;
+            k->text_va = va;
+            k->text_pa = pa;
+        }
+        add_region(k->all, &k->nall, base, base + size);
+        if (!(leaf & PTE_RW) && (leaf & PTE_NX))
+            add_region(k->ro, &k->nro, base, base + size);
+        va = base + size;
+    }
+    return found;
+}
+
+/* ---- the table ----------------------------------------------------------------- */
+
+static bool sym(struct vmi_instance *vmi, const char *name, uint64_t *addr)
+{
+    return tv_symtab_symbol(vmi->symtab, name, addr);
+}
+
+static int top_table(struct vmi_instance *vmi, uint64_t *addr)
+{
+    for (unsigned i = 0; top_table_names[i]; i++)
+        if (sym(vmi, top_table_names[i], addr))
+            return TINYVMI_OK;
+    return tv_fail(vmi, TINYVMI_ENOENT,
+                   "the symbol table has no kernel page-table root "
+                   "(init_top_pgt, init_level4_pgt or swapper_pg_dir)");
+}
+
+/* Searches regions for the kernel's kallsyms and BTF and loads them into a
+ * new table (profile-less start). */
+static int table_from_memory(struct vmi_instance *vmi, const tv_reader_t *rd,
+                             const region_t *reg, unsigned nreg)
+{
+    char err[256];
+    tv_pctx_t c = pctx(vmi, err, sizeof err);
+    tv_symtab_t *t = NULL;
+    uint8_t *blob = NULL;
+    uint64_t at = 0, len = 0;
+    tv_kallsyms_t ks;
+    int rc = tv_symtab_new(&c, &t);
+    if (rc)
+        return tv_fail(vmi, rc, "symbol table: %s", err);
+
+    /* The first header that loads: physical memory also holds modules'
+     * split BTF and stray copies, which do not load on their own. */
+    rc = TINYVMI_ENOENT;
+    for (unsigned i = 0; i < nreg && rc; i++) {
+        uint64_t from = reg[i].start;
+        for (unsigned tries = 0; rc && from < reg[i].end && tries < 64;
+             tries++) {
+            rc = tv_btf_find(&c, rd, from, reg[i].end, &at, &len);
+            if (rc)
+                break;
+            from = at + 4;
+            if (len > MAX_BTF) {
+                rc = TINYVMI_ERANGE;
+                continue;
+            }
+            if (!(blob = tv_alloc(vmi, (size_t)len))) {
+                rc = tv_fail(vmi, TINYVMI_ENOMEM, "BTF of %llu bytes: "
+                             "cannot allocate", (unsigned long long)len);
+                goto out;
+            }
+            rc = rd->read(rd->ctx, at, blob, (size_t)len);
+            if (!rc)
+                rc = tv_btf_load(&c, blob, (size_t)len, t);
+            if (rc) {
+                tv_log(vmi, 2, "linux: BTF candidate at 0x%llx: %s",
+                       (unsigned long long)at, err);
+                tv_free(vmi, blob, (size_t)len);
+                blob = NULL;
+            }
+        }
+    }
+    if (rc) {
+        rc = tv_fail(vmi, rc, "no usable BTF found in the kernel's read-only "
+                     "data (%s); give a profile (ISF or Rekall)",
+                     err[0] ? err : "no BTF header");
+        goto out;
+    }
+
+    rc = TINYVMI_ENOENT;
+    for (unsigned i = 0; i < nreg && rc; i++)
+        rc = tv_kallsyms_find(&c, rd, reg[i].start, reg[i].end, &ks);
+    if (!rc)
+        rc = tv_kallsyms_load(&c, rd, &ks, t);
+    if (rc) {
+        rc = tv_fail(vmi, rc, "kallsyms: %s", err);
+        goto out;
+    }
+    tv_symtab_set_meta(t, "source", "btf+kallsyms", 12);
+    rc = tv_symtab_finish(t);
+    if (rc) {
+        rc = tv_fail(vmi, rc, "symbol table: %s", err);
+        goto out;
+    }
+    vmi->symtab = t;
+    t = NULL;
+out:
+    if (blob)
+        tv_free(vmi, blob, (size_t)len);
+    tv_symtab_free(t);
+    return rc;
+}
+
+/* ---- the way in with page tables -------------------------------------------- */
+
+static int find_by_paging(struct vmi_instance *vmi, kfind_t *k)
+{
+    k->fmt = vmi->pt;
+    k->dtb = vmi->kdtb;
+    if (!k->fmt || (k->fmt->mode != VMI_PM_IA32E &&
+                    k->fmt->mode != VMI_PM_LA57))
+        return tv_fail(vmi, TINYVMI_ENOTSUP,
+                       "the Linux layer needs x86-64 paging (IA-32e or "
+                       "LA57), not %s",
+                       k->fmt ? k->fmt->name : "none");
+    if (!map_kernel(vmi, k))
+        return tv_fail(vmi, TINYVMI_ENOENT,
+                       "nothing is mapped in the kernel text mapping "
+                       "0x%llx-0x%llx under DTB 0x%llx",
+                       LX_X64_KMAP_START, LX_X64_KMAP_END,
+                       (unsigned long long)k->dtb);
+    if (vmi->symtab)
+        return TINYVMI_OK;
+    vread_t vr = {vmi, k->fmt, k->dtb};
+    tv_reader_t rd = {read_kva, &vr};
+    if (k->nro)
+        return table_from_memory(vmi, &rd, k->ro, k->nro);
+    return table_from_memory(vmi, &rd, k->all, k->nall);
+}
+
+/* ---- the way in without page tables ---------------------------------------------- */
+
+typedef struct banner_scan {
+    uint64_t off_banner; /* linux_banner - _text */
+    uint64_t off_top;    /* top table - _text */
+    uint64_t text;       /* table's _text */
+    kfind_t *k;
+} banner_scan_t;
+
+static bool try_candidate(struct vmi_instance *vmi, banner_scan_t *b,
+                          uint64_t banner_pa)
+{
+    static const page_mode_t modes[] = {VMI_PM_LA57, VMI_PM_IA32E};
+    if (banner_pa < b->off_banner)
+        return false;
+    uint64_t text_pa = banner_pa - b->off_banner;
+    if (text_pa & (PAGE - 1))
+        return false;
+    for (unsigned i = 0; i < 2; i++) {
+        kfind_t *k = b->k;
+        k->fmt = tv_pt_format(modes[i]);
+        k->dtb = text_pa + b->off_top;
+        if (map_kernel(vmi, k) && k->text_pa == text_pa)
+            return true;
+    }
+    return false;
+}
+
+/* Scans physical memory for "Linux version " and tries each hit. */
+static int find_by_banner(struct vmi_instance *vmi, kfind_t *k)
+{
+    uint64_t text, banner, top;
+    if (!sym(vmi, "_text", &text) || !sym(vmi, "linux_banner", &banner) ||
+        banner < text)
+        return tv_fail(vmi, TINYVMI_ENOENT,
+                       "the symbol table lacks _text or linux_banner");
+    int rc = top_table(vmi, &top);
+    if (rc)
+        return rc;
+    if (top < text)
+        return tv_fail(vmi, TINYVMI_EFORMAT,
+                       "the page-table root lies below _text");
+    banner_scan_t b = {banner - text, top - text, text, k};
+
+    enum { CHUNK = 1 << 20, OVER = sizeof(BANNER) - 1 };
+    uint8_t *buf = tv_alloc(vmi, CHUNK + OVER);
+    if (!buf)
+        return tv_fail(vmi, TINYVMI_ENOMEM, "no memory for a scan buffer");
+    unsigned tried = 0;
+    for (size_t r = 0; r < vmi->drv.nranges; r++) {
+        const tv_range_t *rg = &vmi->drv.ranges[r];
+        for (uint64_t off = 0; off < rg->size; off += CHUNK) {
+            size_t n = (size_t)(rg->size - off < CHUNK + OVER
+                                    ? rg->size - off
+                                    : CHUNK + OVER);
+            if (tv_read_pa(vmi, rg->start + off, buf, n, NULL))
+                continue;
+            for (size_t i = 0; i + OVER <= n && i < CHUNK; i++) {
+                if (buf[i] != 'L' || tv_memcmp(buf + i, BANNER, OVER))
+                    continue;
+                tried++;
+                if (try_candidate(vmi, &b, rg->start + off + i)) {
+                    tv_free(vmi, buf, CHUNK + OVER);
+                    return TINYVMI_OK;
+                }
+            }
+        }
+    }
+    tv_free(vmi, buf, CHUNK + OVER);
+    return tv_fail(vmi, TINYVMI_ENOENT,
+                   "no kernel found without registers: none of %u \"%s\" "
+                   "strings in physical memory sits where the symbol "
+                   "table puts linux_banner relative to page tables that "
+                   "map the kernel", tried, BANNER);
+}
+
+/* Profile-less and registerless: kallsyms and BTF straight from physical
+ * memory (the image is physically contiguous). */
+static int table_from_physical(struct vmi_instance *vmi)
+{
+    region_t reg[MAX_REGIONS];
+    unsigned n = 0;
+    for (size_t r = 0; r < vmi->drv.nranges && n < MAX_REGIONS; r++)
+        reg[n++] = (region_t){vmi->drv.ranges[r].start,
+                              vmi->drv.ranges[r].start +
+                                  vmi->drv.ranges[r].size};
+    tv_reader_t rd = {read_pa, vmi};
+    return table_from_memory(vmi, &rd, reg, n);
+}
+
+/* ---- putting it together ------------------------------------------------------------------- */
+
+static void read_banner(struct vmi_instance *vmi, lx_t *lx)
+{
+    uint64_t va;
+    lx->banner[0] = lx->release[0] = '\0';
+    if (!tv_os_ksym(vmi, "linux_banner", &va) &&
+        !tv_read_va(vmi, NULL, vmi->kdtb, va, lx->banner,
+                    sizeof lx->banner - 1, NULL)) {
+        lx->banner[sizeof lx->banner - 1] = '\0';
+        size_t n = tv_strnlen(lx->banner, sizeof lx->banner);
+        while (n && (lx->banner[n - 1] == '\n'))
+            lx->banner[--n] = '\0';
+    }
+    size_t pre = sizeof(BANNER) - 1;
+    if (tv_memcmp(lx->banner, BANNER, pre) == 0) {
+        size_t i = 0;
+        while (i < sizeof lx->release - 1 && lx->banner[pre + i] &&
+               lx->banner[pre + i] != ' ')
+            i++;
+        tv_memcpy(lx->release, lx->banner + pre, i);
+        lx->release[i] = '\0';
+    }
+}
+
+/* The profile's own banner, when it has one, must be the guest's. */
+static int check_banner(struct vmi_instance *vmi, const lx_t *lx)
+{
+    const char *want = tv_symtab_meta(vmi->symtab, "banner");
+    if (!want || !want[0])
+        return TINYVMI_OK;
+    size_t n = tv_strlen(want);
+    while (n && want[n - 1] == '\n')
+        n--;
+    if (n == tv_strlen(lx->banner) && !tv_memcmp(want, lx->banner, n))
+        return TINYVMI_OK;
+    return tv_fail(vmi, TINYVMI_EFORMAT,
+                   "the profile is for another kernel: it expects \"%.*s\" "
+                   "but the guest has \"%s\"", (int)(n > 120 ? 120 : n),
+                   want, lx->banner[0] ? lx->banner : "(no banner)");
+}
+
+static void fini(struct vmi_instance *vmi)
+{
+    if (vmi->osdata)
+        tv_free(vmi, vmi->osdata, sizeof(lx_t));
+    vmi->osdata = NULL;
+}
+
+static const tv_os_ops_t linux_ops = {
+    .name = "Linux",
+    .type = VMI_OS_LINUX,
+    .fini = fini,
+    .processes = lx_processes,
+    .modules = lx_modules,
+    .offset = lx_offset,
+};
+
+static int locate(struct vmi_instance *vmi, kfind_t *k)
+{
+    int rc = TINYVMI_ESTATE;
+    char why[TV_ERRMSG_MAX];
+    why[0] = '\0';
+    if (vmi->pt) {
+        rc = find_by_paging(vmi, k);
+        if (!rc)
+            return rc;
+        tv_memcpy(why, vmi->last_error, sizeof why);
+        tv_log(vmi, 2, "linux: with vCPU paging: %s; trying physical "
+               "memory", why);
+    }
+    if (!vmi->symtab) {
+        rc = table_from_physical(vmi);
+        if (rc)
+            return why[0] ? tv_fail(vmi, rc, "%s; and from physical "
+                                    "memory: %s", why, vmi->last_error)
+                          : rc;
+    }
+    return find_by_banner(vmi, k);
+}
+
+int tv_linux_init(struct vmi_instance *vmi, struct tv_symtab *tab,
+                  const tv_os_hints_t *hints)
+{
+    kfind_t k;
+    uint64_t text, top, top_pa;
+    lx_t *lx = NULL;
+    int rc;
+
+    tv_os_fini(vmi);
+    vmi->symtab = tab;
+    rc = locate(vmi, &k);
+    if (rc)
+        goto fail;
+    if (!sym(vmi, "_text", &text)) {
+        rc = tv_fail(vmi, TINYVMI_ENOENT, "the symbol table has no _text");
+        goto fail;
+    }
+    vmi->slide = (int64_t)(k.text_va - text);
+    /* KASLR moves the image; per-cpu offsets and absolute symbols, which
+     * kallsyms and profiles list below _text, stay. */
+    vmi->slide_from = text;
+    /* The kernel's own page tables from here on: a vCPU may have been in
+     * a process with page-table isolation's user tables. */
+    if ((rc = top_table(vmi, &top)) ||
+        (rc = tv_translate(vmi, k.fmt, k.dtb,
+                           top + (uint64_t)vmi->slide, &top_pa, NULL)))
+        goto fail;
+    if ((rc = tinyvmi_set_paging(vmi, k.fmt->mode, top_pa) ? TINYVMI_EINVAL
+                                                           : TINYVMI_OK))
+        goto fail;
+
+    if (!(lx = tv_calloc(vmi, 1, sizeof *lx))) {
+        rc = tv_fail(vmi, TINYVMI_ENOMEM, "no memory for the Linux layer");
+        goto fail;
+    }
+    vmi->osdata = lx;
+    vmi->osops = &linux_ops;
+    vmi->os = VMI_OS_LINUX;
+    read_banner(vmi, lx);
+    if ((rc = check_banner(vmi, lx)) || (rc = lx_offsets(vmi, lx, hints)))
+        goto fail;
+
+    const char *src = tv_symtab_meta(vmi->symtab, "source");
+    vmi->kinfo = (tinyvmi_kernel_t){
+        .version = TINYVMI_KERNEL_VERSION,
+        .os = VMI_OS_LINUX,
+        .text_va = k.text_va,
+        .text_pa = k.text_pa,
+        .slide = vmi->slide,
+        .dtb = vmi->kdtb,
+        .page_mode = vmi->page_mode,
+        .source = src ? src : "profile",
+        .release = lx->release,
+        .banner = lx->banner,
+        .nsymbols = tv_symtab_nsymbols(vmi->symtab),
+        .ntypes = tv_symtab_ntypes(vmi->symtab),
+    };
+    tv_log(vmi, 2, "linux: %s at 0x%llx (pa 0x%llx), slide 0x%llx, dtb "
+           "0x%llx, %s", lx->release, (unsigned long long)k.text_va,
+           (unsigned long long)k.text_pa, (unsigned long long)vmi->slide,
+           (unsigned long long)vmi->kdtb, vmi->kinfo.source);
+    return TINYVMI_OK;
+fail:
+    tv_os_fini(vmi);
+    return rc;
+}
