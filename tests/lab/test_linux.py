@@ -12,9 +12,6 @@ Nothing here hard-codes a kernel version, an offset or an address.
 import json
 import os
 import re
-import shutil
-import struct
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -50,9 +47,10 @@ def isf_for(d):
     os.makedirs(PROFILES, exist_ok=True)
     out = os.path.join(PROFILES, k["kver"] + ".json")
     if not os.path.exists(out):
-        p = tinyvmi("profile", k["vmlinuz"], "-o", out + ".tmp", timeout=600)
+        tmp = f"{out}.{os.getpid()}.tmp"
+        p = tinyvmi("profile", k["vmlinuz"], "-o", tmp, timeout=600)
         check(p.returncode == 0, f"tinyvmi profile failed: {p.stderr}")
-        os.replace(out + ".tmp", out)
+        os.replace(tmp, out)
     return out
 
 
@@ -60,9 +58,10 @@ def rekall_for(d):
     isf = isf_for(d)
     out = isf[:-5] + ".rekall.json"
     if not os.path.exists(out):
-        p = run([sys.executable, ISF2REKALL, isf, out + ".tmp"], timeout=600)
+        tmp = f"{out}.{os.getpid()}.tmp"
+        p = run([sys.executable, ISF2REKALL, isf, tmp], timeout=600)
         check(p.returncode == 0, f"isf2rekall failed: {p.stderr}")
-        os.replace(out + ".tmp", out)
+        os.replace(tmp, out)
     return out
 
 
@@ -95,11 +94,14 @@ def way_args(way, d, dump):
 # ---------------------------------------------------------------- comparisons
 
 def names_match(ours, truth):
-    """procfs shows a workqueue worker as comm-workqueue; comm is at most 15
-    characters."""
+    """procfs composes a workqueue worker's name from its workqueue
+    (comm-desc, and on 6.9+ kworker/R-<whole workqueue name> for rescuers);
+    TinyVMI shows comm for those, which is 15 characters at most."""
     if ours == truth["name"]:
         return True
-    return truth.get("wq_worker") and truth["name"].startswith(ours + "-")
+    t = truth["name"]
+    return bool(truth.get("wq_worker")) and (
+        t.startswith(ours + "-") or (len(ours) == 15 and t.startswith(ours)))
 
 
 def transient(p):

@@ -1,0 +1,162 @@
+/*
+ * What TinyVMI's example programs share: LibVMI's command-line conventions
+ * and its init call.  Uses only <libvmi/libvmi.h> and libc, as any program
+ * written for LibVMI does.
+ *
+ *   PROG [options] <vm> ARGS...       the VM name (VMI_FILE: a dump path)
+ *   PROG -n <vm> | -d <domid> [-j <profile.json>] [-s <socket>] ARGS...
+ *
+ * Without -j the global libvmi.conf entry for the VM is used (LibVMI's
+ * VMI_CONFIG_GLOBAL_FILE_ENTRY); TinyVMI works profile-less when there is
+ * none.
+ */
+#ifndef EXAMPLE_H
+#define EXAMPLE_H
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libvmi/libvmi.h>
+
+typedef struct ex_opts {
+    const char *name;
+    uint64_t domid;
+    int have_domid;
+    const char *json;
+    const char *socket;
+    char **args; /* the program's own positional arguments */
+    int nargs;
+    vmi_init_data_t *init_data; /* for -s; freed by ex_done */
+} ex_opts_t;
+
+static inline void ex_usage(const char *prog, const char *args, const char *what)
+{
+    fprintf(stderr,
+            "Usage: %s [-j <json profile>] [-s <socket>] <vm> %s\n"
+            "       %s -n <vm name> | -d <domid> [-j <json>] [-s <socket>] "
+            "%s\n"
+            "%s\n"
+            "  -n, --name <vm>      the VM's name (a dump file's path)\n"
+            "  -d, --domid <id>     the VM's domain id\n"
+            "  -j, --json <path>    the kernel's JSON profile (ISF/Rekall)\n"
+            "  -s, --socket <path>  the KVMi/QMP socket (VMI_KVM)\n",
+            prog, args, prog, args, what);
+}
+
+/* Parses options; nmin..nmax positional arguments after the VM.  Returns
+ * 0, or 1 after printing the usage (the caller exits with 1). */
+static inline int ex_parse(int argc, char **argv, int nmin, int nmax,
+                    const char *args, const char *what, ex_opts_t *o)
+{
+    static const struct option longs[] = {
+        {"name", required_argument, NULL, 'n'},
+        {"domid", required_argument, NULL, 'd'},
+        {"json", required_argument, NULL, 'j'},
+        {"socket", required_argument, NULL, 's'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    int c;
+    char *end;
+    memset(o, 0, sizeof *o);
+    while ((c = getopt_long(argc, argv, "+n:d:j:s:h", longs, NULL)) != -1) {
+        switch (c) {
+        case 'n':
+            o->name = optarg;
+            break;
+        case 'd':
+            errno = 0;
+            o->domid = strtoull(optarg, &end, 0);
+            if (errno || *end || end == optarg) {
+                fprintf(stderr, "%s: bad domain id '%s'\n", argv[0], optarg);
+                ex_usage(argv[0], args, what);
+                return 1;
+            }
+            o->have_domid = 1;
+            break;
+        case 'j':
+            o->json = optarg;
+            break;
+        case 's':
+            o->socket = optarg;
+            break;
+        default:
+            ex_usage(argv[0], args, what);
+            return 1;
+        }
+    }
+    if (!o->name && !o->have_domid && optind < argc)
+        o->name = argv[optind++];
+    o->args = argv + optind;
+    o->nargs = argc - optind;
+    if ((!o->name && !o->have_domid) || (o->name && o->have_domid) ||
+        o->nargs < nmin || o->nargs > nmax) {
+        ex_usage(argv[0], args, what);
+        return 1;
+    }
+    return 0;
+}
+
+/* vmi_init_complete the way LibVMI's examples call it. */
+static inline status_t ex_init(ex_opts_t *o, uint64_t flags, vmi_instance_t *vmi)
+{
+    vmi_init_error_t error = VMI_INIT_ERROR_NONE;
+    vmi_init_data_t *init_data = NULL;
+    const void *domain = o->name;
+    flags |= VMI_INIT_DOMAINNAME;
+    if (o->have_domid) {
+        flags = (flags & ~(uint64_t)VMI_INIT_DOMAINNAME) | VMI_INIT_DOMAINID;
+        domain = &o->domid;
+    }
+    if (o->socket) {
+        init_data = malloc(sizeof *init_data + sizeof init_data->entry[0]);
+        if (!init_data)
+            return VMI_FAILURE;
+        init_data->count = 1;
+        init_data->entry[0].type = VMI_INIT_DATA_KVMI_SOCKET;
+        init_data->entry[0].data = (void *)(uintptr_t)o->socket;
+        o->init_data = init_data;
+    }
+    status_t rc = vmi_init_complete(
+        vmi, domain, flags, init_data,
+        o->json ? VMI_CONFIG_JSON_PATH : VMI_CONFIG_GLOBAL_FILE_ENTRY,
+        (void *)(uintptr_t)o->json, &error);
+    if (rc != VMI_SUCCESS)
+        printf("Failed to init LibVMI library (error %d).\n", (int)error);
+    return rc;
+}
+
+/* Frees what ex_init allocated. */
+static inline void ex_done(ex_opts_t *o)
+{
+    free(o->init_data);
+    o->init_data = NULL;
+}
+
+/* A hex dump in the layout LibVMI's vmi_print_hex uses: offset, 16 bytes,
+ * their ASCII. */
+static inline void ex_print_hex(const unsigned char *data, size_t len)
+{
+    for (size_t i = 0; i < len; i += 16) {
+        printf("%08zx:", i);
+        for (size_t j = 0; j < 16; j++) {
+            if (i + j < len)
+                printf(" %02x", data[i + j]);
+            else
+                printf("   ");
+            if (j == 7)
+                printf(" ");
+        }
+        printf("  ");
+        for (size_t j = 0; j < 16 && i + j < len; j++) {
+            unsigned char ch = data[i + j];
+            putchar(ch >= 0x20 && ch < 0x7f ? ch : '.');
+        }
+        putchar('\n');
+    }
+}
+
+#endif
