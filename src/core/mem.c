@@ -21,6 +21,16 @@ const tv_range_t *tv_range_find(const struct vmi_instance *vmi, uint64_t pa)
     return NULL;
 }
 
+const void *tv_map_pa(struct vmi_instance *vmi, uint64_t pa, size_t len)
+{
+    if (!vmi->have_drv || !vmi->drv.mem->map || !len)
+        return NULL;
+    const tv_range_t *r = tv_range_find(vmi, pa);
+    if (!r || len > r->size - (pa - r->start))
+        return NULL;
+    return vmi->drv.mem->map(vmi->drv.ctx, r->offset + (pa - r->start), len);
+}
+
 /* Transfers len bytes at pa, one range at a time; `write` picks the
  * direction.  Keeps the byte count in *done current for partial results. */
 static int xfer_pa(struct vmi_instance *vmi, uint64_t pa, void *buf,

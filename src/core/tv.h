@@ -50,6 +50,9 @@ typedef struct tv_mem_ops {
     int (*read)(void *ctx, uint64_t pa, uint64_t off, void *buf, size_t len);
     int (*write)(void *ctx, uint64_t pa, uint64_t off, const void *buf,
                  size_t len); /* NULL: read-only target */
+    /* Optional: the bytes themselves, for drivers that hold memory mapped
+     * (a dump file, shared guest RAM); NULL if the span cannot be had. */
+    const void *(*map)(void *ctx, uint64_t off, size_t len);
 } tv_mem_ops_t;
 
 /* vCPU state: optional (a raw dump has none). */
@@ -260,6 +263,9 @@ int tv_read_pa(struct vmi_instance *vmi, uint64_t pa, void *buf, size_t len,
                size_t *done);
 int tv_write_pa(struct vmi_instance *vmi, uint64_t pa, const void *buf,
                 size_t len, size_t *done);
+/* len bytes at pa in place, when they lie in one range and the driver
+ * maps its memory; NULL otherwise (then read them). */
+const void *tv_map_pa(struct vmi_instance *vmi, uint64_t pa, size_t len);
 /* Virtual -> physical through dtb (fmt NULL: the instance's), with the
  * cache.  *span (optional) gets how many bytes from va on are contiguous. */
 int tv_translate(struct vmi_instance *vmi, const tv_pt_format_t *fmt,

@@ -302,7 +302,7 @@ static int ram_read(void *ctx, uint64_t pa, uint64_t off, void *buf,
     return 0;
 }
 
-static const tv_mem_ops_t ram_ops = {ram_read, NULL};
+static const tv_mem_ops_t ram_ops = {ram_read, NULL, NULL};
 
 static void put64(ram_t *r, uint64_t pa, uint64_t v)
 {

@@ -32,7 +32,7 @@ static int md_write(void *ctx, uint64_t pa, uint64_t off, const void *buf,
     return 0;
 }
 
-static const tv_mem_ops_t md_ops = {md_read, md_write};
+static const tv_mem_ops_t md_ops = {md_read, md_write, NULL};
 
 /* RAM at [0, 64 KiB) and [1 MiB, +64 KiB); the second range lives at file
  * offset 64 KiB.  Byte i of the store holds (uint8_t)(i * 7). */
@@ -240,7 +240,7 @@ static int failing_read(void *ctx, uint64_t pa, uint64_t off, void *buf,
     return TINYVMI_EIO; /* says nothing itself */
 }
 
-static const tv_mem_ops_t failing_ops = {failing_read, NULL};
+static const tv_mem_ops_t failing_ops = {failing_read, NULL, NULL};
 
 TU_TEST(core_driver_error_is_fresh)
 {

@@ -30,7 +30,7 @@ static int sim_read(void *ctx, uint64_t pa, uint64_t off, void *buf,
     return 0;
 }
 
-static const tv_mem_ops_t sim_mem = {sim_read, NULL};
+static const tv_mem_ops_t sim_mem = {sim_read, NULL, NULL};
 
 static bool sim_open(sim_t *s, uint64_t seed)
 {

@@ -133,7 +133,13 @@ static int file_read(void *ctx, uint64_t pa, uint64_t off, void *buf,
     return TINYVMI_OK;
 }
 
-static const tv_mem_ops_t file_mem_ops = {file_read, NULL};
+static const void *file_span(void *ctx, uint64_t off, size_t len)
+{
+    tv_file_t *f = ctx;
+    return file_span_ok(f, off, len) ? f->data + off : NULL;
+}
+
+static const tv_mem_ops_t file_mem_ops = {file_read, NULL, file_span};
 
 static void file_close(void *ctx)
 {

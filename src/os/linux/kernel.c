@@ -63,6 +63,24 @@ static int read_pa(void *ctx, uint64_t addr, void *buf, size_t len)
     return tv_read_pa(ctx, addr, buf, len, NULL);
 }
 
+/* A BTF blob in place: the kernel image is physically contiguous, so a
+ * blob inside it usually is; each page is checked.  NULL: copy it. */
+static const void *map_blob(struct vmi_instance *vmi, const tv_reader_t *rd,
+                            uint64_t at, uint64_t len)
+{
+    uint64_t pa0, pa;
+    if (rd->read == read_pa)
+        return tv_map_pa(vmi, at, (size_t)len);
+    const vread_t *vr = rd->ctx;
+    if (tv_translate(vmi, vr->fmt, vr->dtb, at, &pa0, NULL))
+        return NULL;
+    for (uint64_t off = PAGE - (at & (PAGE - 1)); off < len; off += PAGE)
+        if (tv_translate(vmi, vr->fmt, vr->dtb, at + off, &pa, NULL) ||
+            pa != pa0 + off)
+            return NULL;
+    return tv_map_pa(vmi, pa0, (size_t)len);
+}
+
 static tv_pctx_t pctx(struct vmi_instance *vmi, char *err, size_t errlen)
 {
     err[0] = '\0';
@@ -175,20 +193,24 @@ static int table_from_memory(struct vmi_instance *vmi, const tv_reader_t *rd,
                 rc = TINYVMI_ERANGE;
                 continue;
             }
-            if (!(blob = tv_alloc(vmi, (size_t)len))) {
-                rc = tv_fail(vmi, TINYVMI_ENOMEM, "BTF of %llu bytes: "
-                             "cannot allocate", (unsigned long long)len);
-                goto out;
-            }
-            rc = rd->read(rd->ctx, at, blob, (size_t)len);
-            if (!rc)
-                rc = tv_btf_load(&c, blob, (size_t)len, t);
-            if (rc) {
-                tv_log(vmi, 2, "linux: BTF candidate at 0x%llx: %s",
-                       (unsigned long long)at, err);
+            const uint8_t *in = map_blob(vmi, rd, at, len);
+            if (in) {
+                rc = tv_btf_load(&c, in, (size_t)len, t);
+            } else {
+                if (!(blob = tv_alloc(vmi, (size_t)len))) {
+                    rc = tv_fail(vmi, TINYVMI_ENOMEM, "BTF of %llu bytes: "
+                                 "cannot allocate", (unsigned long long)len);
+                    goto out;
+                }
+                rc = rd->read(rd->ctx, at, blob, (size_t)len);
+                if (!rc)
+                    rc = tv_btf_load(&c, blob, (size_t)len, t);
                 tv_free(vmi, blob, (size_t)len);
                 blob = NULL;
             }
+            if (rc)
+                tv_log(vmi, 2, "linux: BTF candidate at 0x%llx: %s",
+                       (unsigned long long)at, err);
         }
     }
     if (rc) {
