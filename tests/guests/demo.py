@@ -6,8 +6,12 @@ with the tinyvmi command only:
   1. describes the guest's ELF dump (format, RAM, vCPUs, page mode);
   2. finds linux_banner (address from the guest's own /proc/kallsyms),
      walks its page tables and reads it;
-  3. resumes the guest and reads its RAM live, twice, a second apart:
-     the kernel's jiffies counter moves while the guest runs.
+  3. lists its processes and modules and looks up symbols with no profile
+     at all: the kernel's own BTF and kallsyms, found in guest memory;
+  4. resumes the guest and reads its RAM live, twice, a second apart:
+     the kernel's jiffies counter moves while the guest runs; then lists
+     the running guest's processes from its RAM file (no registers: the
+     kernel's page tables are found from physical memory alone).
 """
 import json
 import os
@@ -54,6 +58,13 @@ def main():
     show("translate", elf, banner)
     show("read", elf, banner, 96)
 
+    say("its processes, modules and symbols: no profile, the kernel's own "
+        "BTF and kallsyms")
+    show("ps", elf)
+    show("modules", elf)
+    show("sym", elf, "init_task")
+    show("sym", elf, hex(int(truth["kallsyms"]["do_sys_openat2"], 16) + 0x10))
+
     say("the running guest, read live from its RAM file")
     subprocess.run(LAB + ["hmp", GUEST, "cont"], check=True,
                    capture_output=True)
@@ -68,6 +79,11 @@ def main():
         time.sleep(1)
     print(f"jiffies {ticks[0]} -> {ticks[1]}: the guest ran "
           f"{ticks[1] - ticks[0]} ticks while we watched")
+
+    print("$ tinyvmi ps " + ram, flush=True)
+    p = subprocess.run([TINYVMI, "ps", ram], capture_output=True, text=True)
+    # The guest runs while we walk its lists: a list may change under us.
+    print(p.stdout + (p.stderr if p.returncode else ""), end="")
 
     subprocess.run(LAB + ["stop", GUEST], check=True, capture_output=True)
     say("done; the guest is stopped (artifacts cached in build/lab)")
