@@ -139,10 +139,18 @@ bench: all $(BENCHES)
 	python3 bench/run.py
 	python3 bench/bench_os.py
 
-$(B)/fuzz/%: fuzz/%.c $(LIB_SRC)
+# The library is compiled once for all fuzz targets (instrumented, without
+# libFuzzer's main); each target links it with its own harness.
+FUZZ_FLAGS := $(BASE) -O1 -g
+FUZZ_OBJ := $(LIB_SRC:%.c=$(B)/fz/%.o)
+$(B)/fz/%.o: %.c
 	@mkdir -p $(@D)
-	$(CLANG) $(BASE) -O1 -g -fsanitize=fuzzer,address,undefined \
-	    -o $@ $< $(LIB_SRC) $(HOST_LIBS)
+	$(CLANG) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link,address,undefined \
+	    -c $< -o $@
+$(B)/fuzz/%: fuzz/%.c $(FUZZ_OBJ)
+	@mkdir -p $(@D)
+	$(CLANG) $(FUZZ_FLAGS) -fsanitize=fuzzer,address,undefined \
+	    -o $@ $< $(FUZZ_OBJ) $(HOST_LIBS)
 fuzz: $(FUZZERS)
 	python3 tests/run.py --only fuzz
 
@@ -165,7 +173,7 @@ format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf $(B)/obj $(B)/san $(B)/free $(B)/lib $(B)/bin $(B)/tests \
+	rm -rf $(B)/obj $(B)/san $(B)/free $(B)/fz $(B)/lib $(B)/bin $(B)/tests \
 	    $(B)/bench $(B)/fuzz $(B)/include
 
--include $(shell find $(B)/obj $(B)/san $(B)/free -name '*.d' 2>/dev/null)
+-include $(shell find $(B)/obj $(B)/san $(B)/free $(B)/fz -name '*.d' 2>/dev/null)

@@ -35,7 +35,7 @@ deps() {
 case "${1:-}" in
 deps) deps ;;
 demo) deps; exec make -j"$(nproc)" demo ;;
-test) deps; make -j"$(nproc)" all; exec make test ;;
+test) deps; make -j"$(nproc)" all; exec make -j"$(nproc)" test ;;
 *)
     echo "usage: ./run.sh demo|test|deps" >&2
     exit 2
