@@ -93,6 +93,27 @@ def run_one(test):
     return tid, code, out, time.monotonic() - start
 
 
+LAB_GUESTS = ["k61-4l-1c", "k61-5l-2c", "k612-4l-2c", "k612-5l-1c",
+              "isf-4l-1c"]
+
+
+def prepare_lab():
+    """Fetches the lab's kernels and snapshots every guest (each step only
+    if needed); returns why it failed, or None."""
+    lab = [sys.executable, os.path.join(ROOT, "tests", "guests", "lab.py")]
+    t0 = time.time()
+    for args in [["fetch"]] + [["ensure", g] for g in LAB_GUESTS]:
+        p = subprocess.run(lab + args, cwd=ROOT, capture_output=True,
+                           text=True, timeout=1800)
+        if args[0] == "ensure":
+            subprocess.run(lab + ["stop", args[1]], cwd=ROOT,
+                           capture_output=True, timeout=120)
+        if p.returncode != 0:
+            return f"lab.py {' '.join(args)}: {p.stderr.strip()[-2000:]}"
+    print(f"lab ready ({time.time() - t0:.0f}s)", flush=True)
+    return None
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--only")
@@ -110,6 +131,13 @@ def main():
     quick = [t for t in tests if not t[0].startswith("lab/")]
     lab = [t for t in tests if t[0].startswith("lab/")]
     passed = failed = skipped = 0
+    if "lab" in suites and not args.k:
+        # A whole run: the guests first, so that unit and CLI tests that
+        # read the lab's kernels and dumps run instead of skipping.
+        prep = prepare_lab()
+        if prep:
+            failed += 1
+            print(f"FAIL lab/prepare\n    {prep}", flush=True)
 
     def report(result):
         nonlocal passed, failed, skipped

@@ -40,7 +40,21 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 LAB = Path(os.environ.get("TVLAB_ROOT", REPO / "build" / "lab"))
-SHARED = Path(os.environ.get("TVLAB_SHARED", REPO.parent / "shared"))
+
+
+def _shared():
+    """The project's shared reference data: $TVLAB_SHARED, else beside the
+    repository, else where this project's machines keep it (a clean clone
+    elsewhere still finds it)."""
+    if os.environ.get("TVLAB_SHARED"):
+        return Path(os.environ["TVLAB_SHARED"])
+    for p in (REPO.parent / "shared", Path("/work/shared")):
+        if (p / "data").is_dir():
+            return p
+    return REPO.parent / "shared"
+
+
+SHARED = _shared()
 KERNELS = LAB / "kernels"
 GUESTS_DIR = LAB / "guests"
 

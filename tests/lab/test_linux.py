@@ -21,9 +21,6 @@ LAB = [sys.executable, os.path.join(ROOT, "tests", "guests", "lab.py")]
 OSQ = os.path.join(BUILD, "tests", "lab", "osq")
 GUESTS = ["k61-4l-1c", "k61-5l-2c", "k612-4l-2c", "k612-5l-1c"]
 PROFILES = os.path.join(BUILD, "lab", "profiles")
-SHARED_ISF = os.path.join(os.path.dirname(ROOT), "shared", "data",
-                          "debian-6.1.0-56-amd64",
-                          "vmlinux-6.1.0-56-amd64.isf.json.xz")
 ISF2REKALL = os.path.join(ROOT, "tests", "data", "isf2rekall.py")
 
 
@@ -87,7 +84,10 @@ def way_args(way, d, dump):
             raise Skip("tests/data/isf2rekall.py is not there yet")
         return ["--profile", rekall_for(d)]
     if way == "dwarf":
-        return ["--profile", SHARED_ISF]
+        isf = load(d, "lab.json")["kernel"].get("isf")
+        if not isf or not os.path.exists(isf):
+            raise Skip("the lab has no dwarf2json ISF (shared/data)")
+        return ["--profile", isf]
     raise ValueError(way)
 
 
@@ -265,8 +265,6 @@ def test_linux_rekall_k612_5l_1c():
 def test_linux_dwarf2json_isf():
     """The ISF dwarf2json made from Debian's debug vmlinux (a file TinyVMI
     did not write), on the guest that boots that exact kernel."""
-    if not os.path.exists(SHARED_ISF):
-        raise Skip(f"{SHARED_ISF} is not there")
     linux("isf-4l-1c", "dwarf")
     linux("isf-4l-1c", "dwarf", "dump.raw")
 
