@@ -147,6 +147,8 @@ $(B)/fz/%.o: %.c
 	@mkdir -p $(@D)
 	$(CLANG) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link,address,undefined \
 	    -c $< -o $@
+# Objects made through pattern chains are kept, not deleted as intermediates.
+.SECONDARY:
 $(B)/fuzz/%: fuzz/%.c $(FUZZ_OBJ)
 	@mkdir -p $(@D)
 	$(CLANG) $(FUZZ_FLAGS) -fsanitize=fuzzer,address,undefined \
