@@ -466,7 +466,11 @@ static void sift(const tv_symtab_t *t, uint32_t *a, size_t root, size_t n,
 static void heap_sort(const tv_symtab_t *t, uint32_t *a, size_t n,
                       less_fn less)
 {
-    if (n < 2)
+    /* kallsyms and System.map come sorted already: check first, O(n) */
+    size_t k = 1;
+    while (k < n && !less(t, a[k], a[k - 1]))
+        k++;
+    if (k >= n)
         return;
     for (size_t i = n / 2; i-- > 0;)
         sift(t, a, i, n, less);
