@@ -537,13 +537,20 @@ int tv_symtab_finish(tv_symtab_t *t)
     heap_sort(t, t->by_addr, live, sym_less);
     typ_t *y = t->typ.p;
     live = 0;
-    for (uint32_t i = 0; i < t->typ.n; i++) {
-        if (!y[i].dead && y[i].name != 0 &&
-            hidx_put(t, &t->htyp, str(t, y[i].name), i, typ_name))
-            t->by_name[live++] = i;
-        else
-            y[i].dead = 1;
-    }
+    /* Structs and unions first: C keeps tags apart, profiles do not, and
+     * a name that is both (6.12's enum and struct `context`) means the
+     * struct whichever order the source listed them in. */
+    for (int pass = 0; pass < 2; pass++)
+        for (uint32_t i = 0; i < t->typ.n; i++) {
+            bool tag = y[i].kind == TV_K_STRUCT || y[i].kind == TV_K_UNION;
+            if (tag != (pass == 0) || y[i].dead)
+                continue;
+            if (y[i].name != 0 &&
+                hidx_put(t, &t->htyp, str(t, y[i].name), i, typ_name))
+                t->by_name[live++] = i;
+            else
+                y[i].dead = 1;
+        }
     t->nby_name = live;
     heap_sort(t, t->by_name, live, typ_less);
     cst_t *c = t->cst.p;

@@ -9,6 +9,8 @@
  *                 read PID 0xVA LEN -> hex bytes | - REASON
  *                 dtb PID           -> 0xDTB | - REASON
  *                 offset NAME       -> 0xOFF | - REASON
+ *                 member TYPE PATH  -> 0xOFF | - REASON
+ *                 size TYPE         -> N | - REASON
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -65,6 +67,18 @@ static void answer(vmi_instance_t vmi, char *line)
     } else if (!strcmp(cmd, "offset")) {
         if (vmi_get_offset(vmi, a, &v) == VMI_SUCCESS)
             printf("0x%" PRIx64 "\n", v);
+        else
+            fail(vmi);
+    } else if (!strcmp(cmd, "member") && b) {
+        if (vmi_get_kernel_struct_offset(vmi, a, b, &v) == VMI_SUCCESS)
+            printf("0x%" PRIx64 "\n", v);
+        else
+            fail(vmi);
+    } else if (!strcmp(cmd, "size")) {
+        size_t n;
+        if (vmi_get_struct_size_from_json(vmi, vmi_get_kernel_json(vmi), a,
+                                          &n) == VMI_SUCCESS)
+            printf("%zu\n", n);
         else
             fail(vmi);
     } else {

@@ -254,6 +254,42 @@ for _g in GUESTS:
     globals()[f"test_sym_cli_{_k}"] = (lambda g=_g: sym_cli(g))
 
 
+def same_table(name):
+    """The table read from guest memory (BTF + kallsyms) and the one from
+    the ISF `tinyvmi profile` wrote from the kernel image answer alike:
+    every struct's size and every named member's offset, and the address
+    of every symbol the ISF lists once (KASLR-adjusted on both sides)."""
+    d = ensure(name)
+    target = os.path.join(d, "dump.elf")
+    with open(isf_for(d)) as f:
+        isf = json.load(f)
+    qs = []
+    for tname, t in sorted(isf["user_types"].items()):
+        if t.get("kind") not in ("struct", "union") or \
+                tname.startswith("unnamed"):
+            continue
+        qs.append(f"size {tname}")
+        qs += [f"member {tname} {m}" for m in sorted(t["fields"])
+               if not m.startswith("unnamed")]
+    syms = sorted(isf["symbols"])
+    qs += [f"sym {n}" for n in syms[::10] if n and " " not in n]
+    check(len(qs) > 20000, f"only {len(qs)} questions")
+    a = osq(target, [], qs)
+    b = osq(target, ["--profile", isf_for(d)], qs)
+    diff = [f"{q}: memory {x}, ISF {y}" for q, x, y in zip(qs, a, b)
+            if x != y]
+    check(not diff, f"{len(diff)} of {len(qs)} answers differ:\n" +
+          "\n".join(diff[:20]))
+
+
+def test_same_table_k61_4l_1c():
+    same_table("k61-4l-1c")
+
+
+def test_same_table_k612_5l_1c():
+    same_table("k612-5l-1c")
+
+
 def test_linux_rekall_k61_4l_1c():
     linux("k61-4l-1c", "rekall")
 
