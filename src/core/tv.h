@@ -232,6 +232,16 @@ int tv_os_ksym(struct vmi_instance *vmi, const char *name, uint64_t *va);
 uint64_t tv_os_live(const struct vmi_instance *vmi, uint64_t table_addr);
 uint64_t tv_os_unlive(const struct vmi_instance *vmi, uint64_t live_addr);
 
+/* A set of visited addresses: the OS layers' list walks use it to stop at
+ * cycles (src/os/os.c). */
+typedef struct tv_visit {
+    uint64_t *slot;
+    size_t cap, n;
+} tv_visit_t;
+/* 1: newly added, 0: seen before, <0: error (ENOMEM). */
+int tv_visit_add(struct vmi_instance *vmi, tv_visit_t *v, uint64_t addr);
+void tv_visit_free(struct vmi_instance *vmi, tv_visit_t *v);
+
 /* Creates an instance with the given hooks (a NULL alloc is refused). */
 int tv_instance_new(const tinyvmi_hooks_t *hooks, struct vmi_instance **out);
 /* Adopts drv (copies it) and derives memsize/max_pa from its ranges,

@@ -4,7 +4,6 @@
  * and TinyVMI's enumeration calls.
  */
 #include "core/tv.h"
-#include "os/linux/linux.h"
 #include "profile/symtab.h"
 
 #define TV_API __attribute__((visibility("default")))

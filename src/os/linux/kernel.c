@@ -163,6 +163,50 @@ static int top_table(struct vmi_instance *vmi, uint64_t *addr)
                    "(init_top_pgt, init_level4_pgt or swapper_pg_dir)");
 }
 
+/* Loads the BTF blob at [at, at + len) into t: in place when the dump is
+ * mapped, else from a copy. */
+static int load_btf_at(struct vmi_instance *vmi, const tv_pctx_t *c,
+                       const tv_reader_t *rd, uint64_t at, uint64_t len,
+                       tv_symtab_t *t)
+{
+    if (len > MAX_BTF)
+        return TINYVMI_ERANGE;
+    const uint8_t *in = map_blob(vmi, rd, at, len);
+    if (in)
+        return tv_btf_load(c, in, (size_t)len, t);
+    uint8_t *blob = tv_alloc(vmi, (size_t)len);
+    if (!blob)
+        return tv_pfail(c, TINYVMI_ENOMEM, "BTF of %llu bytes: cannot "
+                        "allocate", (unsigned long long)len);
+    int rc = rd->read(rd->ctx, at, blob, (size_t)len);
+    if (!rc)
+        rc = tv_btf_load(c, blob, (size_t)len, t);
+    tv_free(vmi, blob, (size_t)len);
+    return rc;
+}
+
+/* The first BTF header in the regions that loads: physical memory also
+ * holds modules' split BTF and stray copies, which do not load alone. */
+static int load_btf(struct vmi_instance *vmi, const tv_pctx_t *c,
+                    const tv_reader_t *rd, const region_t *reg,
+                    unsigned nreg, tv_symtab_t *t)
+{
+    int rc = TINYVMI_ENOENT;
+    for (unsigned i = 0; i < nreg && rc; i++) {
+        uint64_t from = reg[i].start, at, len;
+        for (unsigned tries = 0; rc && from < reg[i].end && tries < 64;
+             tries++) {
+            if ((rc = tv_btf_find(c, rd, from, reg[i].end, &at, &len)))
+                break;
+            from = at + 4;
+            if ((rc = load_btf_at(vmi, c, rd, at, len, t)))
+                tv_log(vmi, 2, "linux: BTF candidate at 0x%llx: %s",
+                       (unsigned long long)at, c->err);
+        }
+    }
+    return rc;
+}
+
 /* Searches regions for the kernel's kallsyms and BTF and loads them into a
  * new table (profile-less start). */
 static int table_from_memory(struct vmi_instance *vmi, const tv_reader_t *rd,
@@ -171,49 +215,12 @@ static int table_from_memory(struct vmi_instance *vmi, const tv_reader_t *rd,
     char err[256];
     tv_pctx_t c = pctx(vmi, err, sizeof err);
     tv_symtab_t *t = NULL;
-    uint8_t *blob = NULL;
-    uint64_t at = 0, len = 0;
     tv_kallsyms_t ks;
     int rc = tv_symtab_new(&c, &t);
     if (rc)
         return tv_fail(vmi, rc, "symbol table: %s", err);
 
-    /* The first header that loads: physical memory also holds modules'
-     * split BTF and stray copies, which do not load on their own. */
-    rc = TINYVMI_ENOENT;
-    for (unsigned i = 0; i < nreg && rc; i++) {
-        uint64_t from = reg[i].start;
-        for (unsigned tries = 0; rc && from < reg[i].end && tries < 64;
-             tries++) {
-            rc = tv_btf_find(&c, rd, from, reg[i].end, &at, &len);
-            if (rc)
-                break;
-            from = at + 4;
-            if (len > MAX_BTF) {
-                rc = TINYVMI_ERANGE;
-                continue;
-            }
-            const uint8_t *in = map_blob(vmi, rd, at, len);
-            if (in) {
-                rc = tv_btf_load(&c, in, (size_t)len, t);
-            } else {
-                if (!(blob = tv_alloc(vmi, (size_t)len))) {
-                    rc = tv_fail(vmi, TINYVMI_ENOMEM, "BTF of %llu bytes: "
-                                 "cannot allocate", (unsigned long long)len);
-                    goto out;
-                }
-                rc = rd->read(rd->ctx, at, blob, (size_t)len);
-                if (!rc)
-                    rc = tv_btf_load(&c, blob, (size_t)len, t);
-                tv_free(vmi, blob, (size_t)len);
-                blob = NULL;
-            }
-            if (rc)
-                tv_log(vmi, 2, "linux: BTF candidate at 0x%llx: %s",
-                       (unsigned long long)at, err);
-        }
-    }
-    if (rc) {
+    if ((rc = load_btf(vmi, &c, rd, reg, nreg, t))) {
         rc = tv_fail(vmi, rc, "no usable BTF found in the kernel's read-only "
                      "data (%s); give a profile (ISF or Rekall)",
                      err[0] ? err : "no BTF header");
@@ -238,8 +245,6 @@ static int table_from_memory(struct vmi_instance *vmi, const tv_reader_t *rd,
     vmi->symtab = t;
     t = NULL;
 out:
-    if (blob)
-        tv_free(vmi, blob, (size_t)len);
     tv_symtab_free(t);
     return rc;
 }

@@ -57,13 +57,4 @@ int lx_processes(struct vmi_instance *vmi, tinyvmi_process_cb cb, void *arg);
 int lx_modules(struct vmi_instance *vmi, tinyvmi_module_cb cb, void *arg);
 int lx_offset(struct vmi_instance *vmi, const char *name, uint64_t *value);
 
-/* A set of visited addresses, for cycle checks (os/visit.c). */
-typedef struct tv_visit {
-    uint64_t *slot;
-    size_t cap, n;
-} tv_visit_t;
-/* 1: newly added, 0: seen before, <0: error (ENOMEM). */
-int tv_visit_add(struct vmi_instance *vmi, tv_visit_t *v, uint64_t addr);
-void tv_visit_free(struct vmi_instance *vmi, tv_visit_t *v);
-
 #endif
