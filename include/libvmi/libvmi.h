@@ -488,6 +488,13 @@ status_t vmi_get_vcpureg(vmi_instance_t vmi, uint64_t *value, reg_t reg,
                          unsigned long vcpu);
 status_t vmi_get_vcpuregs(vmi_instance_t vmi, registers_t *regs,
                           unsigned long vcpu);
+/** Writes one register of a vCPU (live targets; a running guest is held
+ *  still for the write). */
+status_t vmi_set_vcpureg(vmi_instance_t vmi, uint64_t value, reg_t reg,
+                         unsigned long vcpu);
+/** Writes the registers in regs that differ from the vCPU's. */
+status_t vmi_set_vcpuregs(vmi_instance_t vmi, registers_t *regs,
+                          unsigned long vcpu);
 os_t vmi_get_ostype(vmi_instance_t vmi);
 
 /* ---- The OS layer ------------------------------------------------------------ */

@@ -28,7 +28,8 @@ extern "C" {
     X(ERANGE, -9, "out of range")                                 \
     X(ENOENT, -10, "not found")                                   \
     X(ELOOP, -11, "cycle or runaway structure")                   \
-    X(ESTATE, -12, "not ready: a required step was not done")
+    X(ESTATE, -12, "not ready: a required step was not done")     \
+    X(ETIMEDOUT, -13, "timed out")
 
 enum tinyvmi_status {
 #define TINYVMI_ENUM_(name, value, text) TINYVMI_##name = value,
@@ -97,6 +98,17 @@ void tinyvmi_cache_stats(vmi_instance_t vmi, tinyvmi_cache_stats_t *out);
 /** Turns the translation cache on (default) or off. */
 void tinyvmi_cache_enable(vmi_instance_t vmi, int on);
 
+/* ---- Breakpoints ------------------------------------------------------------ */
+
+/** Plants a breakpoint the guest cannot see at virtual address va (QEMU:
+ *  a gdbstub breakpoint; no byte of guest memory changes).  Each hit is
+ *  delivered to the registered INT3 interrupt event (VMI_EVENT_INTERRUPT)
+ *  with interrupt_event.gla = va and insn_length 0, and the guest then
+ *  goes on past the instruction.  dtb 0: hits in any address space; else
+ *  only where CR3 is that page-table root. */
+status_t tinyvmi_set_breakpoint(vmi_instance_t vmi, addr_t va, addr_t dtb);
+status_t tinyvmi_clear_breakpoint(vmi_instance_t vmi, addr_t va);
+
 /* ---- The OS layer ------------------------------------------------------------ */
 
 /** What the OS layer found out about the kernel. */
@@ -135,6 +147,11 @@ typedef struct tinyvmi_process {
 typedef int (*tinyvmi_process_cb)(void *arg, const tinyvmi_process_t *p);
 status_t tinyvmi_processes(vmi_instance_t vmi, tinyvmi_process_cb cb,
                            void *arg);
+
+/** The process vCPU vcpu is running now (a live guest is held still for
+ *  the reads).  Threads report their thread group's pid. */
+status_t tinyvmi_current_process(vmi_instance_t vmi, unsigned long vcpu,
+                                 tinyvmi_process_t *out);
 
 /** A loaded kernel module. */
 typedef struct tinyvmi_module {

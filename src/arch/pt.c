@@ -97,3 +97,65 @@ int tv_pt_walk(struct vmi_instance *vmi, const tv_pt_format_t *fmt,
     }
     return rc;
 }
+
+/* ---- Reverse lookups ------------------------------------------------------------ */
+
+typedef struct rev {
+    struct vmi_instance *vmi;
+    const tv_pt_format_t *fmt;
+    uint64_t pa, lo;
+    int (*cb)(void *arg, uint64_t va, uint64_t page_size);
+    void *arg;
+    uint64_t budget; /* entries we may still read */
+    int stop;        /* cb's nonzero answer */
+} rev_t;
+
+static uint64_t canonical(const tv_pt_format_t *fmt, uint64_t va)
+{
+    if (fmt->addr_width == 4 || !(va >> (fmt->va_bits - 1) & 1))
+        return va;
+    return va | ~((1ULL << fmt->va_bits) - 1);
+}
+
+static int rev_table(rev_t *r, unsigned lvl, uint64_t table, uint64_t base)
+{
+    const tv_pt_format_t *fmt = r->fmt;
+    const tv_pt_level_t *l = &fmt->level[lvl];
+    uint64_t n = 1ULL << l->bits;
+    uint8_t raw[8];
+    for (uint64_t i = 0; i < n && !r->stop; i++) {
+        uint64_t va = canonical(fmt, base | i << l->shift);
+        uint64_t span = 1ULL << l->shift;
+        if (va + span - 1 < r->lo)
+            continue;
+        if (!r->budget--)
+            return tv_fail(r->vmi, TINYVMI_ERANGE, "page tables at 0x%llx "
+                           "too large to search backwards",
+                           (unsigned long long)table);
+        if (tv_read_pa(r->vmi, table + i * fmt->pte_size, raw, fmt->pte_size,
+                       NULL))
+            continue; /* a table outside RAM: nothing maps through it */
+        uint64_t e = fmt->pte_size == 8 ? tv_le64(raw) : tv_le32(raw);
+        if (!(e & fmt->present))
+            continue;
+        if (lvl + 1u == fmt->nlevels || (l->can_large && (e & fmt->large))) {
+            uint64_t pbase = leaf_base(fmt, lvl, e, span);
+            if (r->pa >= pbase && r->pa - pbase < span)
+                r->stop = r->cb(r->arg, va + (r->pa - pbase), 1ULL << 12);
+            continue;
+        }
+        int rc = rev_table(r, lvl + 1, e & fmt->table_mask, base | i << l->shift);
+        if (rc)
+            return rc;
+    }
+    return TINYVMI_OK;
+}
+
+int tv_pt_reverse(struct vmi_instance *vmi, const tv_pt_format_t *fmt,
+                  uint64_t dtb, uint64_t pa, uint64_t lo,
+                  int (*cb)(void *arg, uint64_t va, uint64_t page_size),
+                  void *arg)
+{
+    rev_t r = {vmi, fmt, pa, lo, cb, arg, 1u << 22, 0};
+    return rev_table(&r, 0, dtb & fmt->root_mask, 0);
+}

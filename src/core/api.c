@@ -463,6 +463,46 @@ static const reg_slot_t x86_slots[] = {
 };
 #undef RS_
 
+int tv_vcpu_x86_regs(struct vmi_instance *vmi, unsigned vcpu,
+                     x86_registers_t *out)
+{
+    tv_memset(out, 0, sizeof *out);
+    uint64_t probe;
+    int rc = get_reg(vmi, vcpu, RIP, &probe);
+    if (rc)
+        return rc;
+    const tv_ctl_ops_t *ctl = vmi->drv.ctl;
+    bool held = ctl && ctl->pause && ctl->pause(vmi->drv.ctx) == 0;
+    for (size_t i = 0; i < TV_ARRAY_LEN(x86_slots); i++) {
+        uint64_t v;
+        if (get_reg(vmi, vcpu, x86_slots[i].reg, &v) == 0)
+            tv_memcpy((uint8_t *)out + x86_slots[i].off, &v, sizeof v);
+    }
+    if (held)
+        ctl->resume(vmi->drv.ctx);
+    vmi->last_status = TINYVMI_OK;
+    return TINYVMI_OK;
+}
+
+int tv_vcpu_x86_set(struct vmi_instance *vmi, unsigned vcpu,
+                    const x86_registers_t *now, const x86_registers_t *want)
+{
+    if (!vmi->drv.vcpu || !vmi->drv.vcpu->set_reg)
+        return tv_fail(vmi, TINYVMI_ENOTSUP, "this %s target's registers "
+                       "cannot be written", vmi->drv.name);
+    for (size_t i = 0; i < TV_ARRAY_LEN(x86_slots); i++) {
+        uint64_t a, b;
+        tv_memcpy(&a, (const uint8_t *)now + x86_slots[i].off, sizeof a);
+        tv_memcpy(&b, (const uint8_t *)want + x86_slots[i].off, sizeof b);
+        if (a == b)
+            continue;
+        int rc = vmi->drv.vcpu->set_reg(vmi->drv.ctx, vcpu, x86_slots[i].reg, b);
+        if (rc)
+            return rc;
+    }
+    return TINYVMI_OK;
+}
+
 /* Fills what the target has; registers it lacks stay 0.  Fails only if
  * the target has no vCPU state at all. */
 TV_API status_t vmi_get_vcpuregs(vmi_instance_t vmi, registers_t *regs,
@@ -471,16 +511,45 @@ TV_API status_t vmi_get_vcpuregs(vmi_instance_t vmi, registers_t *regs,
     if (!vmi || !regs)
         return VMI_FAILURE;
     tv_memset(regs, 0, sizeof *regs);
-    uint64_t probe;
-    if (vmi_get_vcpureg(vmi, &probe, RIP, vcpu) != VMI_SUCCESS)
+    if (vcpu > UINT32_MAX)
+        return st(tv_fail(vmi, TINYVMI_ERANGE, "no vCPU %lu", vcpu));
+    return st(tv_vcpu_x86_regs(vmi, (unsigned)vcpu, &regs->x86));
+}
+
+TV_API status_t vmi_set_vcpureg(vmi_instance_t vmi, uint64_t value, reg_t reg,
+                                unsigned long vcpu)
+{
+    if (!vmi)
         return VMI_FAILURE;
-    for (size_t i = 0; i < TV_ARRAY_LEN(x86_slots); i++) {
-        uint64_t v;
-        if (get_reg(vmi, (unsigned)vcpu, x86_slots[i].reg, &v) == 0)
-            tv_memcpy((uint8_t *)&regs->x86 + x86_slots[i].off, &v, sizeof v);
-    }
-    vmi->last_status = TINYVMI_OK;
-    return VMI_SUCCESS;
+    if (!vmi->have_drv || !vmi->drv.vcpu || !vmi->drv.vcpu->set_reg)
+        return st(tv_fail(vmi, TINYVMI_ENOTSUP, "this %s target's registers "
+                          "cannot be written",
+                          vmi->have_drv ? vmi->drv.name : "unattached"));
+    if (vcpu >= vmi->drv.vcpu->count(vmi->drv.ctx))
+        return st(tv_fail(vmi, TINYVMI_ERANGE, "no vCPU %lu", vcpu));
+    int rc = vmi->drv.vcpu->set_reg(vmi->drv.ctx, (unsigned)vcpu, reg, value);
+    if (!rc && (reg == CR3 || reg == CR0 || reg == CR4))
+        tv_cache_flush(&vmi->v2p);
+    return st(rc);
+}
+
+TV_API status_t vmi_set_vcpuregs(vmi_instance_t vmi, registers_t *regs,
+                                 unsigned long vcpu)
+{
+    if (!vmi || !regs)
+        return VMI_FAILURE;
+    if (vcpu > UINT32_MAX)
+        return st(tv_fail(vmi, TINYVMI_ERANGE, "no vCPU %lu", vcpu));
+    x86_registers_t now;
+    const tv_ctl_ops_t *ctl = vmi->have_drv ? vmi->drv.ctl : NULL;
+    bool held = ctl && ctl->pause && ctl->pause(vmi->drv.ctx) == 0;
+    int rc = tv_vcpu_x86_regs(vmi, (unsigned)vcpu, &now);
+    if (!rc)
+        rc = tv_vcpu_x86_set(vmi, (unsigned)vcpu, &now, &regs->x86);
+    if (held)
+        ctl->resume(vmi->drv.ctx);
+    tv_cache_flush(&vmi->v2p);
+    return st(rc);
 }
 
 TV_API os_t vmi_get_ostype(vmi_instance_t vmi)

@@ -171,6 +171,7 @@ void tv_instance_free(struct vmi_instance *vmi)
     if (!vmi)
         return;
     tv_os_fini(vmi);
+    tv_events_free(vmi);
     if (vmi->have_drv && vmi->drv.close)
         vmi->drv.close(vmi->drv.ctx);
     tv_cache_free(vmi);

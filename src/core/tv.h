@@ -69,12 +69,48 @@ typedef struct tv_ctl_ops {
     int (*resume)(void *ctx);
 } tv_ctl_ops_t;
 
+/* Why a guest stopped for the event layer. */
+enum tv_stop_kind {
+    TV_STOP_OTHER = 0, /* nothing registered caused it (e.g. our own stop) */
+    TV_STOP_BREAK,     /* a code breakpoint at addr */
+    TV_STOP_WATCH,     /* a watchpoint; addr is the watched address */
+    TV_STOP_STEP,      /* a single step finished */
+};
+
+typedef struct tv_stop {
+    int kind;         /* enum tv_stop_kind */
+    unsigned vcpu;
+    uint64_t addr;
+    uint8_t access;   /* TV_STOP_WATCH: VMI_MEMACCESS_R, _W or _RW */
+} tv_stop_t;
+
+/* Debug events: optional (live targets with a debugger link).  Addresses
+ * are virtual, in the address space the stopped vCPU runs in (kernel
+ * addresses work from every vCPU). */
+typedef struct tv_event_ops {
+    int (*breakpoint)(void *ctx, uint64_t va, bool on);
+    /* access: VMI_MEMACCESS_R, _W or _RW; ENOTSUP for what the backend
+     * cannot watch (e.g. length) */
+    int (*watchpoint)(void *ctx, uint64_t va, uint64_t len, uint8_t access,
+                      bool on);
+    /* vCPUs (bit i: vCPU i) that single-step from the next run on. */
+    int (*step)(void *ctx, uint64_t vcpus);
+    /* Lets the guest run (unless paused) until something stops it or
+     * timeout_ms passes (TINYVMI_ETIMEDOUT).  After a stop the guest is
+     * held until release. */
+    int (*wait)(void *ctx, int timeout_ms, tv_stop_t *stop);
+    int (*release)(void *ctx);
+    /* Whether a stop is already waiting to be collected. */
+    bool (*pending)(void *ctx);
+} tv_event_ops_t;
+
 typedef struct tv_driver {
     const char *name;     /* format or platform: "raw", "elf", "lime" */
     void *ctx;            /* the driver's own state */
     const tv_mem_ops_t *mem;
     const tv_vcpu_ops_t *vcpu; /* NULL: no vCPU state */
     const tv_ctl_ops_t *ctl;   /* NULL: no run control */
+    const tv_event_ops_t *ev;  /* NULL: no debug events */
     void (*close)(void *ctx);
     const tv_range_t *ranges;  /* sorted by start, non-overlapping */
     size_t nranges;
@@ -130,6 +166,13 @@ const tv_pt_format_t *tv_pt_format(page_mode_t mode);
  * on failure; failures set the instance's last error. */
 int tv_pt_walk(struct vmi_instance *vmi, const tv_pt_format_t *fmt,
                uint64_t dtb, uint64_t va, tv_walk_t *w);
+/* Calls cb with each virtual address at or above lo that fmt's tables at
+ * dtb map onto physical address pa (cb returns nonzero to stop).  Reads at
+ * most 4M entries: hostile tables end in TINYVMI_ERANGE, not a hang. */
+int tv_pt_reverse(struct vmi_instance *vmi, const tv_pt_format_t *fmt,
+                  uint64_t dtb, uint64_t pa, uint64_t lo,
+                  int (*cb)(void *arg, uint64_t va, uint64_t page_size),
+                  void *arg);
 /* Paging mode from x86 control registers (VMI_PM_NONE when CR0.PG is 0). */
 page_mode_t tv_x86_page_mode(uint64_t cr0, uint64_t cr4, uint64_t efer);
 
@@ -191,6 +234,8 @@ struct vmi_instance {
                                       move with the kernel */
     tinyvmi_kernel_t kinfo;
 
+    struct tv_events *events; /* registered events (src/core/event.c) */
+
     int last_status;
     char last_error[TV_ERRMSG_MAX];
 };
@@ -204,6 +249,9 @@ typedef struct tv_os_ops {
     int (*processes)(struct vmi_instance *vmi, tinyvmi_process_cb cb,
                      void *arg);
     int (*modules)(struct vmi_instance *vmi, tinyvmi_module_cb cb, void *arg);
+    /* The process a vCPU runs now (the guest must stand still). */
+    int (*current)(struct vmi_instance *vmi, unsigned vcpu,
+                   tinyvmi_process_t *out);
     /* LibVMI's named offsets ("linux_tasks", ...); ENOENT if unknown. */
     int (*offset)(struct vmi_instance *vmi, const char *name,
                   uint64_t *value);
@@ -241,6 +289,16 @@ typedef struct tv_visit {
 /* 1: newly added, 0: seen before, <0: error (ENOMEM). */
 int tv_visit_add(struct vmi_instance *vmi, tv_visit_t *v, uint64_t addr);
 void tv_visit_free(struct vmi_instance *vmi, tv_visit_t *v);
+
+/* Frees the event registry (the driver drops its breakpoints itself). */
+void tv_events_free(struct vmi_instance *vmi);
+/* vCPU vcpu's registers in LibVMI's x86 layout (what the target lacks is
+ * 0); the guest is held still for the reads. */
+int tv_vcpu_x86_regs(struct vmi_instance *vmi, unsigned vcpu,
+                     x86_registers_t *out);
+/* Writes the registers of want that differ from now. */
+int tv_vcpu_x86_set(struct vmi_instance *vmi, unsigned vcpu,
+                    const x86_registers_t *now, const x86_registers_t *want);
 
 /* Creates an instance with the given hooks (a NULL alloc is refused). */
 int tv_instance_new(const tinyvmi_hooks_t *hooks, struct vmi_instance **out);

@@ -11,6 +11,7 @@
 
 #include "core/tv.h"
 #include "driver/file/file.h"
+#include "driver/qemu/qemu.h"
 
 #define TV_API __attribute__((visibility("default")))
 #define TV_STR_MAX (1u << 20)
@@ -97,6 +98,39 @@ static vmi_init_error_t open_file(vmi_instance_t vmi, const char *path)
     return VMI_INIT_ERROR_NONE;
 }
 
+/* "qemu:QMP_SOCKET[,gdb=unix:PATH|tcp:HOST:PORT]", or (VMI_KVM as LibVMI
+ * takes it) a domain name with the QMP socket in the init data. */
+static vmi_init_error_t open_qemu(vmi_instance_t vmi, const char *domain,
+                                  const vmi_init_data_t *data)
+{
+    char qmp[4096] = "", gdb[300] = "";
+    for (uint64_t i = 0; data && i < data->count; i++)
+        if (data->entry[i].type == VMI_INIT_DATA_KVMI_SOCKET &&
+            data->entry[i].data)
+            snprintf(qmp, sizeof qmp, "%s", (const char *)data->entry[i].data);
+    if (!qmp[0] && !strncmp(domain, "qemu:", 5)) {
+        const char *spec = domain + 5, *g = strstr(spec, ",gdb=");
+        size_t n = g ? (size_t)(g - spec) : strlen(spec);
+        snprintf(qmp, sizeof qmp, "%.*s", (int)n, spec);
+        if (g)
+            snprintf(gdb, sizeof gdb, "%s", g + 5);
+    }
+    if (!qmp[0]) {
+        tv_fail(vmi, TINYVMI_EINVAL, "a QEMU target needs its QMP socket: "
+                "qemu:PATH, or VMI_INIT_DATA_KVMI_SOCKET in the init data");
+        return VMI_INIT_ERROR_VM_NOT_FOUND;
+    }
+    tv_driver_t drv;
+    if (tv_qemu_open(vmi, qmp, gdb[0] ? gdb : NULL, &drv))
+        return vmi->last_status == TINYVMI_ENOENT ? VMI_INIT_ERROR_VM_NOT_FOUND
+                                                   : VMI_INIT_ERROR_DRIVER;
+    if (tv_instance_attach(vmi, &drv)) {
+        drv.close(drv.ctx);
+        return VMI_INIT_ERROR_DRIVER;
+    }
+    return VMI_INIT_ERROR_NONE;
+}
+
 TV_API status_t vmi_init(vmi_instance_t *out, vmi_mode_t mode,
                          const void *domain, uint64_t init_flags,
                          vmi_init_data_t *init_data, vmi_init_error_t *error)
@@ -125,12 +159,16 @@ TV_API status_t vmi_init(vmi_instance_t *out, vmi_mode_t mode,
             snprintf(vmi->name, sizeof vmi->name, "%s", (const char *)domain);
             why = open_file(vmi, domain);
         }
+    } else if (mode == VMI_KVM) {
+        snprintf(vmi->name, sizeof vmi->name, "%s", (const char *)domain);
+        why = open_qemu(vmi, domain, init_data);
     } else {
         tv_fail(vmi, TINYVMI_ENOTSUP, "%s targets are not supported yet",
-                mode == VMI_XEN ? "Xen" : mode == VMI_KVM ? "KVM" : "unknown");
+                mode == VMI_XEN ? "Xen" : "unknown");
         why = VMI_INIT_ERROR_DRIVER_NOT_DETECTED;
     }
-    if (why == VMI_INIT_ERROR_NONE && (init_flags & VMI_INIT_EVENTS)) {
+    if (why == VMI_INIT_ERROR_NONE && (init_flags & VMI_INIT_EVENTS) &&
+        !vmi->drv.ev) {
         tv_fail(vmi, TINYVMI_ENOTSUP, "%s targets have no events",
                 vmi->drv.name);
         why = VMI_INIT_ERROR_EVENTS;
@@ -193,6 +231,15 @@ TV_API status_t vmi_get_access_mode(vmi_instance_t vmi, const void *domain,
     struct stat sb;
     if (!domain || !mode || (init_flags & VMI_INIT_DOMAINID))
         return VMI_FAILURE;
+    for (uint64_t i = 0; init_data && i < init_data->count; i++)
+        if (init_data->entry[i].type == VMI_INIT_DATA_KVMI_SOCKET) {
+            *mode = VMI_KVM;
+            return VMI_SUCCESS;
+        }
+    if (!strncmp(domain, "qemu:", 5)) {
+        *mode = VMI_KVM;
+        return VMI_SUCCESS;
+    }
     if (stat(domain, &sb) == 0) {
         *mode = VMI_FILE;
         return VMI_SUCCESS;

@@ -389,6 +389,23 @@ TV_API status_t tinyvmi_kernel_info(vmi_instance_t vmi, tinyvmi_kernel_t *out)
     return VMI_SUCCESS;
 }
 
+TV_API status_t tinyvmi_current_process(vmi_instance_t vmi, unsigned long vcpu,
+                                        tinyvmi_process_t *out)
+{
+    if (!vmi || !out)
+        return VMI_FAILURE;
+    if (!vmi->osops || !vmi->osops->current)
+        return st(tv_fail(vmi, TINYVMI_ESTATE, "no OS layer (vmi_init_os)"));
+    if (vcpu >= vmi_get_num_vcpus(vmi))
+        return st(tv_fail(vmi, TINYVMI_ERANGE, "no vCPU %lu", vcpu));
+    const tv_ctl_ops_t *ctl = vmi->drv.ctl;
+    bool held = ctl && ctl->pause && ctl->pause(vmi->drv.ctx) == 0;
+    int rc = vmi->osops->current(vmi, (unsigned)vcpu, out);
+    if (held)
+        ctl->resume(vmi->drv.ctx);
+    return st(rc);
+}
+
 TV_API status_t tinyvmi_processes(vmi_instance_t vmi, tinyvmi_process_cb cb,
                                   void *arg)
 {

@@ -35,6 +35,8 @@ enum {
     OPT_PROFILE = 1u << 6,
     OPT_CONFIG = 1u << 7,
     OPT_OUTPUT = 1u << 8,
+    OPT_COUNT = 1u << 9,
+    OPT_SECONDS = 1u << 10,
 };
 /* Every command that takes a TARGET accepts these. */
 #define OPT_GLOBAL (OPT_DTB | OPT_PAGE_MODE)
@@ -72,6 +74,8 @@ typedef struct cli {
     const char *profile;          /* --profile */
     const char *config;           /* --config */
     const char *output;           /* -o */
+    uint64_t count;               /* --count */
+    uint64_t seconds;             /* --seconds */
     vmi_instance_t vmi;
 } cli_t;
 
@@ -81,6 +85,7 @@ extern const cli_cmd_t cli_cmd_info, cli_cmd_read, cli_cmd_translate,
 /* os.c: the OS layer's commands, and starting the OS layer. */
 extern const cli_cmd_t cli_cmd_ps, cli_cmd_modules, cli_cmd_sym;
 int cli_os(cli_t *c);
+extern const cli_cmd_t cli_cmd_trace;
 /* profile.c: an ISF from a kernel image's BTF and kallsyms. */
 extern const cli_cmd_t cli_cmd_profile;
 

@@ -12,7 +12,8 @@
 
 static const cli_cmd_t *const commands[] = {
     &cli_cmd_info, &cli_cmd_read, &cli_cmd_translate, &cli_cmd_dump,
-    &cli_cmd_ps, &cli_cmd_modules, &cli_cmd_sym, &cli_cmd_profile,
+    &cli_cmd_ps, &cli_cmd_modules, &cli_cmd_sym, &cli_cmd_trace,
+    &cli_cmd_profile,
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
@@ -33,6 +34,8 @@ static const cli_opt_t options[] = {
     {"--pa", OPT_PA, NULL, "ADDR is a physical address"},
     {"--raw", OPT_RAW, NULL, "write the bytes as they are, not a hex dump"},
     {"--json", OPT_JSON, NULL, "machine-readable output"},
+    {"--count", OPT_COUNT, "N", "stop after N events"},
+    {"--seconds", OPT_SECONDS, "S", "stop after S seconds"},
     {"--force", OPT_FORCE, NULL, "overwrite OUT if it exists"},
     {"--profile", OPT_PROFILE, "FILE",
      "symbols and types from a Volatility ISF (.json, .json.xz)\n"
@@ -145,6 +148,9 @@ static int set_option(cli_t *c, const cli_opt_t *o, const char *val)
     if (o->bit == OPT_PAGE_MODE && !cli_parse_page_mode(val, &c->page_mode))
         return cli_fail(c, CLI_USAGE, "--page-mode: unknown mode '%s' (legacy, "
                         "pae, ia32e or la57)", val);
+    if ((o->bit == OPT_COUNT && !cli_parse_u64(val, &c->count)) ||
+        (o->bit == OPT_SECONDS && !cli_parse_u64(val, &c->seconds)))
+        return cli_fail(c, CLI_USAGE, "%s: not a number: '%s'", o->name, val);
     if (o->bit == OPT_PROFILE)
         c->profile = val;
     if (o->bit == OPT_CONFIG)
@@ -244,7 +250,9 @@ static const char *init_reason(const char *target)
 static int open_target(cli_t *c)
 {
     vmi_init_error_t err;
-    if (vmi_init(&c->vmi, VMI_FILE, c->target, VMI_INIT_DOMAINNAME, NULL,
+    /* qemu:QMP_SOCKET is a live QEMU; anything else a dump file. */
+    vmi_mode_t mode = strncmp(c->target, "qemu:", 5) ? VMI_FILE : VMI_KVM;
+    if (vmi_init(&c->vmi, mode, c->target, VMI_INIT_DOMAINNAME, NULL,
                  &err) == VMI_SUCCESS)
         return CLI_OK;
     c->vmi = NULL;

@@ -421,6 +421,7 @@ static const tv_os_ops_t linux_ops = {
     .fini = fini,
     .processes = lx_processes,
     .modules = lx_modules,
+    .current = lx_current,
     .offset = lx_offset,
 };
 

@@ -55,6 +55,8 @@ int lx_offsets(struct vmi_instance *vmi, lx_t *lx,
                const tv_os_hints_t *hints);
 int lx_processes(struct vmi_instance *vmi, tinyvmi_process_cb cb, void *arg);
 int lx_modules(struct vmi_instance *vmi, tinyvmi_module_cb cb, void *arg);
+int lx_current(struct vmi_instance *vmi, unsigned vcpu,
+               tinyvmi_process_t *out);
 int lx_offset(struct vmi_instance *vmi, const char *name, uint64_t *value);
 
 #endif

@@ -345,6 +345,41 @@ int lx_processes(struct vmi_instance *vmi, tinyvmi_process_cb cb, void *arg)
                      LX_MAX_TASKS, "task", visit_task, &c);
 }
 
+/* The running task is the per-CPU variable current_task (pcpu_hot's
+ * member since 6.2), at the CPU's per-CPU base: GS's base in the kernel,
+ * the swapped-out one while the vCPU runs user code. */
+int lx_current(struct vmi_instance *vmi, unsigned vcpu, tinyvmi_process_t *p)
+{
+    lx_t *lx = vmi->osdata;
+    uint64_t cs, base, off, moff, task;
+    if (!lx->have_tasks)
+        return tv_fail(vmi, TINYVMI_ENOENT, "no task offsets");
+    int rc = vmi_get_vcpureg(vmi, &cs, CS_SEL, vcpu) == VMI_SUCCESS &&
+                     vmi_get_vcpureg(vmi, &base, (cs & 3) ? SHADOW_GS : GS_BASE,
+                                     vcpu) == VMI_SUCCESS
+                 ? TINYVMI_OK
+                 : vmi->last_status;
+    if (rc)
+        return tv_fail(vmi, rc, "vCPU %u: no per-CPU base: %s", vcpu,
+                       vmi->last_error);
+    if (tv_os_ksym(vmi, "current_task", &off) == 0) {
+        /* 6.1 and before */
+    } else if (tv_os_ksym(vmi, "pcpu_hot", &off) == 0 &&
+               member(vmi, "pcpu_hot", "current_task", &moff, NULL)) {
+        off += moff;
+    } else {
+        return tv_fail(vmi, TINYVMI_ENOENT, "the kernel has neither "
+                       "current_task nor pcpu_hot.current_task");
+    }
+    if ((rc = rd_ptr(vmi, base + off, &task)))
+        return tv_fail(vmi, rc, "vCPU %u: current task at 0x%llx: %s", vcpu,
+                       (unsigned long long)(base + off), vmi->last_error);
+    if (!task)
+        return tv_fail(vmi, TINYVMI_ENOENT, "vCPU %u runs no task", vcpu);
+    task_fill(vmi, &lx->off, task, p);
+    return TINYVMI_OK;
+}
+
 /* ---- modules ------------------------------------------------------------------ */
 
 typedef struct mcb {

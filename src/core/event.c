@@ -1,0 +1,591 @@
+/*
+ * LibVMI's event API over a driver's debug-event group (tv_event_ops_t).
+ * Freestanding core code: the registry lives in the instance and grows
+ * through the allocator hook.
+ *
+ * What maps to what:
+ *   INT3 interrupt event  <- hits of breakpoints planted with
+ *                            tinyvmi_set_breakpoint (the guest never sees
+ *                            them; it goes on past the instruction)
+ *   single-step event     <- the driver's per-vCPU stepping
+ *   memory event on a gfn <- watchpoints on every kernel virtual address
+ *                            that maps the page (found by a bounded reverse
+ *                            walk of the kernel's page tables)
+ * Everything else is refused with a reason, never ignored.
+ */
+#include <libvmi/events.h>
+
+#include "core/tv.h"
+
+#define TV_API __attribute__((visibility("default")))
+
+#define EV_MAX_ALIASES 16
+#define EV_PAGE 4096u
+
+typedef struct ev_bp {
+    uint64_t va;
+    uint64_t dtb; /* 0: any address space */
+} ev_bp_t;
+
+typedef struct ev_watch {
+    vmi_event_t *ev;
+    uint64_t gfn;
+    uint8_t access;
+    size_t nva;
+    uint64_t va[EV_MAX_ALIASES];
+    uint8_t *snap; /* the page as last seen, to locate writes */
+} ev_watch_t;
+
+typedef struct tv_events {
+    vmi_event_t *int3;
+    vmi_event_t *ss;
+    ev_bp_t *bp;
+    size_t nbp, capbp;
+    ev_watch_t *w;
+    size_t nw, capw;
+    uint64_t step_mask;
+    /* vmi_step_event: one pending countdown */
+    vmi_event_t *step_ev;
+    event_callback_t step_cb;
+    uint32_t step_vcpu;
+    uint64_t step_left;
+    x86_registers_t regs;
+    bool dispatching;
+} tv_events_t;
+
+static status_t st(int rc)
+{
+    return rc ? VMI_FAILURE : VMI_SUCCESS;
+}
+
+static int need_events(struct vmi_instance *vmi)
+{
+    if (!vmi->have_drv || !vmi->drv.ev)
+        return tv_fail(vmi, TINYVMI_ENOTSUP, "%s targets have no events",
+                       vmi->have_drv ? vmi->drv.name : "unattached");
+    if (!vmi->events) {
+        vmi->events = tv_calloc(vmi, 1, sizeof *vmi->events);
+        if (!vmi->events)
+            return tv_fail(vmi, TINYVMI_ENOMEM, "out of memory");
+    }
+    return TINYVMI_OK;
+}
+
+static int grow(struct vmi_instance *vmi, void **arr, size_t *cap, size_t n,
+                size_t elem)
+{
+    if (n < *cap)
+        return TINYVMI_OK;
+    size_t ncap = *cap ? *cap * 2 : 8;
+    void *p = tv_calloc(vmi, ncap, elem);
+    if (!p)
+        return tv_fail(vmi, TINYVMI_ENOMEM, "out of memory");
+    if (*arr) {
+        tv_memcpy(p, *arr, n * elem);
+        tv_free(vmi, *arr, *cap * elem);
+    }
+    *arr = p;
+    *cap = ncap;
+    return TINYVMI_OK;
+}
+
+static int set_step(struct vmi_instance *vmi, uint64_t mask)
+{
+    tv_events_t *e = vmi->events;
+    int rc = vmi->drv.ev->step(vmi->drv.ctx, mask);
+    if (!rc)
+        e->step_mask = mask;
+    return rc;
+}
+
+/* ---- Breakpoints (TinyVMI) ------------------------------------------------------ */
+
+static int kernel_dtb(struct vmi_instance *vmi, uint64_t *dtb)
+{
+    if (!vmi->pt)
+        return tv_fail(vmi, TINYVMI_ESTATE, "paging is not set up");
+    *dtb = vmi->kdtb;
+    return TINYVMI_OK;
+}
+
+TV_API status_t tinyvmi_set_breakpoint(vmi_instance_t vmi, addr_t va,
+                                       addr_t dtb)
+{
+    if (!vmi)
+        return VMI_FAILURE;
+    int rc = need_events(vmi);
+    tv_events_t *e = vmi->events;
+    for (size_t i = 0; !rc && i < e->nbp; i++)
+        if (e->bp[i].va == va)
+            return st(tv_fail(vmi, TINYVMI_EINVAL, "a breakpoint at 0x%llx "
+                              "exists", (unsigned long long)va));
+    if (!rc)
+        rc = grow(vmi, (void **)&e->bp, &e->capbp, e->nbp, sizeof *e->bp);
+    if (!rc)
+        rc = vmi->drv.ev->breakpoint(vmi->drv.ctx, va, true);
+    if (rc)
+        return st(rc);
+    e->bp[e->nbp++] = (ev_bp_t){va, vmi->pt && dtb ? dtb & vmi->pt->root_mask
+                                                    : 0};
+    return VMI_SUCCESS;
+}
+
+TV_API status_t tinyvmi_clear_breakpoint(vmi_instance_t vmi, addr_t va)
+{
+    if (!vmi || need_events(vmi))
+        return VMI_FAILURE;
+    tv_events_t *e = vmi->events;
+    for (size_t i = 0; i < e->nbp; i++) {
+        if (e->bp[i].va != va)
+            continue;
+        int rc = vmi->drv.ev->breakpoint(vmi->drv.ctx, va, false);
+        e->bp[i] = e->bp[--e->nbp];
+        return st(rc);
+    }
+    return st(tv_fail(vmi, TINYVMI_ENOENT, "no breakpoint at 0x%llx",
+                      (unsigned long long)va));
+}
+
+/* ---- Memory events ----------------------------------------------------------------- */
+
+static int add_alias(void *arg, uint64_t va, uint64_t page_size)
+{
+    ev_watch_t *w = arg;
+    (void)page_size;
+    w->va[w->nva++] = va & ~(uint64_t)(EV_PAGE - 1);
+    return w->nva == EV_MAX_ALIASES;
+}
+
+static void watch_off(struct vmi_instance *vmi, ev_watch_t *w)
+{
+    for (size_t i = 0; i < w->nva; i++)
+        vmi->drv.ev->watchpoint(vmi->drv.ctx, w->va[i], EV_PAGE, w->access,
+                                false);
+    if (w->snap)
+        tv_free(vmi, w->snap, EV_PAGE);
+    w->snap = NULL;
+    w->nva = 0;
+}
+
+static int register_mem(struct vmi_instance *vmi, vmi_event_t *ev)
+{
+    tv_events_t *e = vmi->events;
+    mem_access_event_t *m = &ev->mem_event;
+    uint8_t acc = m->in_access;
+    if (m->generic)
+        return tv_fail(vmi, TINYVMI_ENOTSUP, "generic memory events (every "
+                       "page) need the hypervisor's second-level page tables; "
+                       "%s watches given pages", vmi->drv.name);
+    if (acc & ~(VMI_MEMACCESS_RW) || !acc)
+        return tv_fail(vmi, TINYVMI_ENOTSUP, "memory access 0x%x: %s watches "
+                       "reads and writes (execution: use a breakpoint)",
+                       (unsigned)acc, vmi->drv.name);
+    uint64_t dtb = 0;
+    int rc = kernel_dtb(vmi, &dtb);
+    if (!rc)
+        rc = grow(vmi, (void **)&e->w, &e->capw, e->nw, sizeof *e->w);
+    if (rc)
+        return rc;
+    ev_watch_t *w = &e->w[e->nw];
+    *w = (ev_watch_t){.ev = ev, .gfn = m->gfn, .access = acc};
+    uint64_t lo = vmi->pt->addr_width == 4 ? 0 : ~0ULL << (vmi->pt->va_bits - 1);
+    rc = tv_pt_reverse(vmi, vmi->pt, dtb, m->gfn << 12, lo, add_alias, w);
+    if (!rc && !w->nva)
+        rc = tv_fail(vmi, TINYVMI_ENOENT, "no kernel virtual address maps "
+                     "gfn 0x%llx: %s watches virtual addresses",
+                     (unsigned long long)m->gfn, vmi->drv.name);
+    size_t set = 0;
+    for (; !rc && set < w->nva; set++)
+        rc = vmi->drv.ev->watchpoint(vmi->drv.ctx, w->va[set], EV_PAGE, acc,
+                                     true);
+    if (rc) {
+        w->nva = set ? set - 1 : 0;
+        watch_off(vmi, w);
+        return rc;
+    }
+    w->snap = tv_alloc(vmi, EV_PAGE);
+    if (w->snap && tv_read_pa(vmi, m->gfn << 12, w->snap, EV_PAGE, NULL)) {
+        tv_free(vmi, w->snap, EV_PAGE);
+        w->snap = NULL;
+    }
+    e->nw++;
+    tv_log(vmi, 2, "watching gfn 0x%llx through %zu kernel address(es)",
+           (unsigned long long)m->gfn, w->nva);
+    return TINYVMI_OK;
+}
+
+/* ---- Registration -------------------------------------------------------------------- */
+
+TV_API uint32_t vmi_events_version(void)
+{
+    return VMI_EVENTS_VERSION;
+}
+
+static int do_register(struct vmi_instance *vmi, vmi_event_t *ev)
+{
+    int rc = need_events(vmi);
+    if (rc)
+        return rc;
+    tv_events_t *e = vmi->events;
+    if (ev->version != VMI_EVENTS_VERSION)
+        return tv_fail(vmi, TINYVMI_EINVAL, "event version 0x%x, this "
+                       "library speaks 0x%x", ev->version, VMI_EVENTS_VERSION);
+    if (!ev->callback)
+        return tv_fail(vmi, TINYVMI_EINVAL, "an event needs a callback");
+    switch (ev->type) {
+    case VMI_EVENT_INTERRUPT:
+        if (ev->interrupt_event.intr != INT3)
+            return tv_fail(vmi, TINYVMI_ENOTSUP, "%s delivers INT3 interrupt "
+                           "events only", vmi->drv.name);
+        if (e->int3)
+            return tv_fail(vmi, TINYVMI_EINVAL, "an INT3 event is registered");
+        e->int3 = ev;
+        return TINYVMI_OK;
+    case VMI_EVENT_SINGLESTEP:
+        if (e->ss)
+            return tv_fail(vmi, TINYVMI_EINVAL, "a single-step event is "
+                           "registered");
+        if (ev->ss_event.enable &&
+            (rc = set_step(vmi, e->step_mask | ev->ss_event.vcpus)))
+            return rc;
+        e->ss = ev;
+        return TINYVMI_OK;
+    case VMI_EVENT_MEMORY:
+        return register_mem(vmi, ev);
+    default:
+        return tv_fail(vmi, TINYVMI_ENOTSUP, "event type %u is not delivered "
+                       "by %s targets", (unsigned)ev->type, vmi->drv.name);
+    }
+}
+
+TV_API status_t vmi_register_event(vmi_instance_t vmi, vmi_event_t *event)
+{
+    if (!vmi || !event)
+        return VMI_FAILURE;
+    return st(do_register(vmi, event));
+}
+
+static int do_clear(struct vmi_instance *vmi, vmi_event_t *ev)
+{
+    tv_events_t *e = vmi->events;
+    if (!e)
+        return tv_fail(vmi, TINYVMI_ENOENT, "no events registered");
+    if (ev == e->int3) {
+        e->int3 = NULL;
+        return TINYVMI_OK;
+    }
+    if (ev == e->ss) {
+        e->ss = NULL;
+        return set_step(vmi, 0);
+    }
+    for (size_t i = 0; i < e->nw; i++) {
+        if (e->w[i].ev != ev)
+            continue;
+        watch_off(vmi, &e->w[i]);
+        e->w[i] = e->w[--e->nw];
+        return TINYVMI_OK;
+    }
+    return tv_fail(vmi, TINYVMI_ENOENT, "that event is not registered");
+}
+
+TV_API status_t vmi_clear_event(vmi_instance_t vmi, vmi_event_t *event,
+                                vmi_event_free_t free_routine)
+{
+    if (!vmi || !event)
+        return VMI_FAILURE;
+    int rc = do_clear(vmi, event);
+    if (free_routine)
+        free_routine(event, st(rc));
+    return st(rc);
+}
+
+TV_API status_t vmi_swap_events(vmi_instance_t vmi, vmi_event_t *swap_from,
+                                vmi_event_t *swap_to,
+                                vmi_event_free_t free_routine)
+{
+    if (!vmi || !swap_from || !swap_to)
+        return VMI_FAILURE;
+    int rc = do_clear(vmi, swap_from);
+    if (!rc)
+        rc = do_register(vmi, swap_to);
+    if (free_routine)
+        free_routine(swap_from, st(rc));
+    return st(rc);
+}
+
+TV_API vmi_event_t *vmi_get_reg_event(vmi_instance_t vmi, reg_t reg)
+{
+    (void)vmi;
+    (void)reg;
+    return NULL;
+}
+
+TV_API vmi_event_t *vmi_get_mem_event(vmi_instance_t vmi, addr_t gfn,
+                                      vmi_mem_access_t access)
+{
+    if (!vmi || !vmi->events)
+        return NULL;
+    for (size_t i = 0; i < vmi->events->nw; i++)
+        if (vmi->events->w[i].gfn == gfn &&
+            (!access || vmi->events->w[i].access == access))
+            return vmi->events->w[i].ev;
+    return NULL;
+}
+
+TV_API status_t vmi_set_mem_event(vmi_instance_t vmi, addr_t gfn,
+                                  vmi_mem_access_t access, uint16_t slat_id)
+{
+    (void)gfn;
+    (void)access;
+    (void)slat_id;
+    if (!vmi)
+        return VMI_FAILURE;
+    return st(tv_fail(vmi, TINYVMI_ENOTSUP, "vmi_set_mem_event works with "
+                      "generic memory events, which %s targets do not have",
+                      vmi->have_drv ? vmi->drv.name : "unattached"));
+}
+
+TV_API vmi_event_t *vmi_get_singlestep_event(vmi_instance_t vmi,
+                                             uint32_t vcpu)
+{
+    if (!vmi || !vmi->events || !vmi->events->ss || vcpu >= 32 ||
+        !(vmi->events->ss->ss_event.vcpus >> vcpu & 1))
+        return NULL;
+    return vmi->events->ss;
+}
+
+TV_API status_t vmi_stop_single_step_vcpu(vmi_instance_t vmi,
+                                          vmi_event_t *event, uint32_t vcpu)
+{
+    if (!vmi || !event || vcpu >= 64 || need_events(vmi))
+        return VMI_FAILURE;
+    if (vcpu < 32)
+        event->ss_event.vcpus &= ~(1u << vcpu);
+    return st(set_step(vmi, vmi->events->step_mask & ~(1ULL << vcpu)));
+}
+
+TV_API status_t vmi_shutdown_single_step(vmi_instance_t vmi)
+{
+    if (!vmi || need_events(vmi))
+        return VMI_FAILURE;
+    vmi->events->ss = NULL;
+    vmi->events->step_ev = NULL;
+    return st(set_step(vmi, 0));
+}
+
+TV_API status_t vmi_step_event(vmi_instance_t vmi, vmi_event_t *event,
+                               uint32_t vcpu_id, uint64_t steps,
+                               event_callback_t cb)
+{
+    if (!vmi || !event || !steps || vcpu_id >= 64 || need_events(vmi))
+        return VMI_FAILURE;
+    tv_events_t *e = vmi->events;
+    if (e->step_ev)
+        return st(tv_fail(vmi, TINYVMI_EINVAL, "a step countdown is running"));
+    int rc = set_step(vmi, e->step_mask | 1ULL << vcpu_id);
+    if (rc)
+        return st(rc);
+    e->step_ev = event;
+    e->step_cb = cb;
+    e->step_vcpu = vcpu_id;
+    e->step_left = steps;
+    return VMI_SUCCESS;
+}
+
+TV_API status_t vmi_event_listener_required(vmi_instance_t vmi, bool required)
+{
+    (void)required; /* QEMU keeps the guest running without us anyway */
+    return vmi ? VMI_SUCCESS : VMI_FAILURE;
+}
+
+/* ---- Delivery ----------------------------------------------------------------------- */
+
+static void fill_where(struct vmi_instance *vmi, uint64_t va, addr_t *gfn,
+                       addr_t *offset)
+{
+    uint64_t pa = 0;
+    uint64_t dtb = vmi->events->regs.cr3;
+    if (vmi->pt && tv_translate(vmi, NULL, dtb, va, &pa, NULL) == 0) {
+        *gfn = pa >> 12;
+        *offset = pa & 0xfff;
+    } else {
+        *gfn = ~0ULL;
+        *offset = va & 0xfff;
+    }
+}
+
+/* Applies what the callback asked for. */
+static void respond(struct vmi_instance *vmi, vmi_event_t *ev,
+                    event_response_t rsp, unsigned vcpu)
+{
+    tv_events_t *e = vmi->events;
+    if (rsp & VMI_EVENT_RESPONSE_TOGGLE_SINGLESTEP)
+        set_step(vmi, e->step_mask ^ (1ULL << vcpu));
+    if (rsp & VMI_EVENT_RESPONSE_SET_REGISTERS && ev->x86_regs) {
+        x86_registers_t now;
+        if (!tv_vcpu_x86_regs(vmi, vcpu, &now))
+            tv_vcpu_x86_set(vmi, vcpu, &now, ev->x86_regs);
+    }
+    event_response_t unsupported =
+        rsp & ~(event_response_t)(VMI_EVENT_RESPONSE_TOGGLE_SINGLESTEP |
+                                  VMI_EVENT_RESPONSE_SET_REGISTERS);
+    if (unsupported)
+        tv_log(vmi, 1, "event responses 0x%x are not supported by %s: "
+               "ignored", unsupported, vmi->drv.name);
+}
+
+static event_response_t call(struct vmi_instance *vmi, vmi_event_t *ev,
+                             unsigned vcpu)
+{
+    ev->vcpu_id = vcpu;
+    ev->x86_regs = &vmi->events->regs;
+    event_response_t rsp = ev->callback(vmi, ev);
+    respond(vmi, ev, rsp, vcpu);
+    return rsp;
+}
+
+static void deliver_break(struct vmi_instance *vmi, const tv_stop_t *s)
+{
+    tv_events_t *e = vmi->events;
+    const ev_bp_t *bp = NULL;
+    for (size_t i = 0; i < e->nbp; i++)
+        if (e->bp[i].va == s->addr)
+            bp = &e->bp[i];
+    if (!bp || !e->int3)
+        return;
+    if (bp->dtb && vmi->pt && (e->regs.cr3 & vmi->pt->root_mask) != bp->dtb)
+        return; /* another address space runs this address */
+    vmi_event_t *ev = e->int3;
+    interrupt_event_t *ie = &ev->interrupt_event;
+    ie->gla = s->addr;
+    ie->insn_length = 0; /* nothing to skip: the guest saw no INT3 */
+    ie->reinject = 0;
+    fill_where(vmi, s->addr, &ie->gfn, &ie->offset);
+    call(vmi, ev, s->vcpu);
+}
+
+static void deliver_step(struct vmi_instance *vmi, const tv_stop_t *s)
+{
+    tv_events_t *e = vmi->events;
+    if (e->step_ev && s->vcpu == e->step_vcpu && !--e->step_left) {
+        vmi_event_t *ev = e->step_ev;
+        event_callback_t cb = e->step_cb;
+        e->step_ev = NULL;
+        if (!(e->ss && e->ss->ss_event.vcpus >> s->vcpu & 1))
+            set_step(vmi, e->step_mask & ~(1ULL << s->vcpu));
+        if (cb) {
+            ev->vcpu_id = s->vcpu;
+            ev->x86_regs = &e->regs;
+            respond(vmi, ev, cb(vmi, ev), s->vcpu);
+        } else {
+            do_register(vmi, ev);
+        }
+        return;
+    }
+    if (!e->ss || !(e->ss->ss_event.vcpus >> s->vcpu & 1))
+        return;
+    single_step_event_t *ss = &e->ss->ss_event;
+    ss->gla = s->addr;
+    fill_where(vmi, s->addr, &ss->gfn, &ss->offset);
+    call(vmi, e->ss, s->vcpu);
+}
+
+static void deliver_watch(struct vmi_instance *vmi, const tv_stop_t *s)
+{
+    tv_events_t *e = vmi->events;
+    for (size_t i = 0; i < e->nw; i++) {
+        ev_watch_t *w = &e->w[i];
+        for (size_t k = 0; k < w->nva; k++) {
+            if (s->addr < w->va[k] || s->addr - w->va[k] >= EV_PAGE)
+                continue;
+            mem_access_event_t *m = &w->ev->mem_event;
+            uint64_t off = s->addr - w->va[k];
+            /* QEMU names the watched range, not the byte: for a write,
+             * the first byte that changed says where. */
+            uint8_t now[EV_PAGE];
+            if (w->snap && tv_read_pa(vmi, w->gfn << 12, now, EV_PAGE, NULL) == 0) {
+                for (size_t b = 0; b < EV_PAGE; b++)
+                    if (now[b] != w->snap[b]) {
+                        off = b;
+                        break;
+                    }
+                tv_memcpy(w->snap, now, EV_PAGE);
+            }
+            m->gfn = w->gfn;
+            m->out_access = s->access;
+            m->gla = w->va[k] + off;
+            m->gla_valid = 1;
+            m->gptw = 0;
+            m->offset = off;
+            call(vmi, w->ev, s->vcpu);
+            return;
+        }
+    }
+}
+
+static int deliver(struct vmi_instance *vmi, const tv_stop_t *s)
+{
+    tv_events_t *e = vmi->events;
+    int rc = tv_vcpu_x86_regs(vmi, s->vcpu, &e->regs);
+    if (rc)
+        return rc;
+    e->dispatching = true;
+    if (s->kind == TV_STOP_BREAK)
+        deliver_break(vmi, s);
+    else if (s->kind == TV_STOP_STEP)
+        deliver_step(vmi, s);
+    else if (s->kind == TV_STOP_WATCH)
+        deliver_watch(vmi, s);
+    e->dispatching = false;
+    return TINYVMI_OK;
+}
+
+TV_API status_t vmi_events_listen(vmi_instance_t vmi, uint32_t timeout)
+{
+    if (!vmi || need_events(vmi))
+        return VMI_FAILURE;
+    if (vmi->events->dispatching)
+        return st(tv_fail(vmi, TINYVMI_ESTATE, "vmi_events_listen called "
+                          "from an event callback"));
+    const tv_event_ops_t *ops = vmi->drv.ev;
+    int wait = timeout > 0x7fffffffu ? 0x7fffffff : (int)timeout;
+    /* One event, then whatever else is already waiting (bounded). */
+    for (unsigned n = 0; n < 64; n++) {
+        tv_stop_t s;
+        int rc = ops->wait(vmi->drv.ctx, wait, &s);
+        if (rc == TINYVMI_ETIMEDOUT)
+            return VMI_SUCCESS;
+        if (!rc)
+            rc = deliver(vmi, &s);
+        int rc2 = ops->release(vmi->drv.ctx);
+        if (rc || rc2)
+            return st(rc ? rc : rc2);
+        if (!ops->pending(vmi->drv.ctx))
+            break;
+        wait = 0;
+    }
+    return VMI_SUCCESS;
+}
+
+TV_API int vmi_are_events_pending(vmi_instance_t vmi)
+{
+    if (!vmi || !vmi->have_drv || !vmi->drv.ev)
+        return -1;
+    return vmi->drv.ev->pending(vmi->drv.ctx) ? 1 : 0;
+}
+
+void tv_events_free(struct vmi_instance *vmi)
+{
+    tv_events_t *e = vmi->events;
+    if (!e)
+        return;
+    for (size_t i = 0; i < e->nw; i++)
+        if (e->w[i].snap)
+            tv_free(vmi, e->w[i].snap, EV_PAGE);
+    if (e->bp)
+        tv_free(vmi, e->bp, e->capbp * sizeof *e->bp);
+    if (e->w)
+        tv_free(vmi, e->w, e->capw * sizeof *e->w);
+    tv_free(vmi, e, sizeof *e);
+    vmi->events = NULL;
+}
