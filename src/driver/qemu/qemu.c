@@ -1034,8 +1034,16 @@ static int qm_step(void *ctx, uint64_t vcpus)
         return tv_fail(q->vmi, TINYVMI_ERANGE, "single-step mask 0x%llx names "
                        "vCPUs the guest does not have (it has %u)",
                        (unsigned long long)vcpus, q->nvcpu);
+    if (vcpus == q->step_mask)
+        return TINYVMI_OK;
+    /* A running guest was sent "continue": stop it so that the next run
+     * carries the new stepping. */
+    bool was = q->running;
+    int rc = halt(q);
     q->step_mask = vcpus;
-    return TINYVMI_OK; /* takes effect at the next run */
+    if (was && !rc)
+        rc = run(q);
+    return rc;
 }
 
 static int take_queued(qemu_t *q, tv_stop_t *stop)
