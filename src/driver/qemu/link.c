@@ -554,7 +554,9 @@ int tv_rsp_recv(tv_rsp_t *r, int timeout_ms)
         int h = rsp_byte(r, deadline), l = h < 0 ? h : rsp_byte(r, deadline);
         if (l < 0)
             return l;
-        r->pkt[r->len] = '\0';
+        if ((rc = rsp_put(r, '\0'))) /* room for the terminator */
+            return rc;
+        r->len--;
         bool ok = hexval(h) >= 0 && hexval(l) >= 0 &&
                   (unsigned)(hexval(h) << 4 | hexval(l)) == (sum & 0xff);
         if (r->noack)

@@ -29,6 +29,7 @@
 #include <libvmi/events.h>
 
 #include "driver/qemu/link.h"
+#include "driver/qemu/parse.h"
 #include "driver/qemu/qemu.h"
 #include "profile/json.h"
 
@@ -38,7 +39,7 @@
 #define QM_MAX_VCPUS 64
 #define QM_MAX_BPS 4096
 #define QM_MAX_GDB_REGS 512
-#define QM_BACKEND_SHIFT 48   /* range offsets: backend index above this */
+#define QM_BACKEND_SHIFT TV_QM_BACKEND_SHIFT
 
 typedef struct qm_backend {
     char id[64];
@@ -74,8 +75,11 @@ typedef struct qemu {
     unsigned nvcpu;
     unsigned tid[QM_MAX_VCPUS];  /* gdb thread id of each vCPU */
     qm_reg_t reg[TINYVMI_NREGS];
+    uint16_t gsize[QM_MAX_GDB_REGS]; /* bytes of each gdb register */
+    int ngregs;
     uint64_t *rcache;            /* [vcpu][TINYVMI_NREGS] while stopped */
     uint8_t *rvalid;
+    uint8_t *gdone;              /* per vCPU: 'g' read since the last run */
     int cur_thread;              /* thread Hg selected, 0: unknown */
 
     bool running, held, queued;
@@ -217,79 +221,20 @@ static int find_backends(qemu_t *q)
     return TINYVMI_OK;
 }
 
-static int add_range(qemu_t *q, uint64_t start, uint64_t size, size_t be,
-                     uint64_t off)
-{
-    if (off > q->be[be].size || size > q->be[be].size - off)
-        return tv_fail(q->vmi, TINYVMI_EFORMAT,
-                       "QEMU maps 0x%llx+0x%llx beyond its RAM file",
-                       (unsigned long long)off, (unsigned long long)size);
-    uint64_t roff = ((uint64_t)be << QM_BACKEND_SHIFT) | off;
-    tv_range_t *last = q->nranges ? &q->ranges[q->nranges - 1] : NULL;
-    if (last && last->start + last->size == start &&
-        last->offset + last->size == roff) {
-        last->size += size;
-        return TINYVMI_OK;
-    }
-    if (q->nranges == QM_MAX_RANGES)
-        return tv_fail(q->vmi, TINYVMI_ERANGE, "more than %d RAM ranges",
-                       QM_MAX_RANGES);
-    q->ranges[q->nranges++] = (tv_range_t){start, size, roff};
-    return TINYVMI_OK;
-}
-
-/* The guest-physical layout: the flattened view of the system address
- * space ("info mtree -f"), lines "  START-END (prio P, ram): NAME [@OFF]". */
-static int parse_mtree(qemu_t *q, char *text)
-{
-    bool in_memory = false, seen = false;
-    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
-        if (!strncmp(line, "FlatView", 8)) {
-            in_memory = false;
-            continue;
-        }
-        if (strstr(line, " AS \"memory\",") == line) {
-            in_memory = seen = true;
-            continue;
-        }
-        unsigned long long s, e, off = 0;
-        char kind[16], name[80];
-        int used = 0;
-        if (!in_memory ||
-            sscanf(line, " %llx-%llx (prio %*d, %15[^)]): %79s%n", &s, &e,
-                   kind, name, &used) != 4 || e < s)
-            continue;
-        const char *at = strstr(line + used, "@");
-        if (at)
-            off = strtoull(at + 1, NULL, 16);
-        for (size_t b = 0; b < q->nbe; b++) {
-            if (strcmp(name, q->be[b].id))
-                continue;
-            int rc = add_range(q, s, e - s + 1, b, off);
-            if (rc)
-                return rc;
-        }
-    }
-    if (!seen || !q->nranges)
-        return tv_fail(q->vmi, TINYVMI_EFORMAT,
-                       "cannot find guest RAM in QEMU's memory map "
-                       "(info mtree -f)");
-    for (size_t i = 1; i < q->nranges; i++)
-        if (q->ranges[i].start < q->ranges[i - 1].start + q->ranges[i - 1].size)
-            return tv_fail(q->vmi, TINYVMI_EFORMAT,
-                           "QEMU's memory map is not in address order");
-    return TINYVMI_OK;
-}
-
 static int find_layout(qemu_t *q)
 {
     char *text;
     int rc = tv_qmp_hmp(&q->qmp, "info mtree -f", &text, QM_TIMEOUT);
     if (rc)
         return qfail(q, rc, "info mtree", q->qmp.why);
-    rc = parse_mtree(q, text);
+    tv_qm_backend_id_t ids[QM_MAX_BACKENDS];
+    for (size_t i = 0; i < q->nbe; i++)
+        ids[i] = (tv_qm_backend_id_t){q->be[i].id, q->be[i].size};
+    char why[TV_LINK_ERR];
+    rc = tv_qemu_mtree(text, ids, q->nbe, q->ranges, QM_MAX_RANGES,
+                       &q->nranges, why, sizeof why);
     free(text);
-    return rc;
+    return rc ? tv_fail(q->vmi, rc, "%s", why) : TINYVMI_OK;
 }
 
 /* Where the gdbstub listens, from the "gdb" chardev's description
@@ -429,8 +374,18 @@ static const struct {
     {"efer", MSR_EFER, MSR_EFER},
 };
 
-static void name_reg(qemu_t *q, const char *name, long num, long bits)
+static int name_reg(void *arg, const char *name, long num, long bits)
 {
+    qemu_t *q = arg;
+    if (num >= 0 && num < QM_MAX_GDB_REGS && bits > 0 && bits % 8 == 0 &&
+        bits <= 8 * 64) {
+        q->gsize[num] = (uint16_t)(bits / 8);
+        if (num >= q->ngregs)
+            q->ngregs = (int)num + 1;
+    }
+    if (num < 0 || num >= QM_MAX_GDB_REGS || bits <= 0 || bits > 64 ||
+        bits % 8)
+        return 0;
     for (size_t i = 0; i < TV_ARRAY_LEN(gdb_names); i++) {
         if (strcmp(name, gdb_names[i].name))
             continue;
@@ -438,27 +393,7 @@ static void name_reg(qemu_t *q, const char *name, long num, long bits)
         q->reg[gdb_names[i].reg] = r;
         q->reg[gdb_names[i].alias] = r;
     }
-}
-
-/* An attribute's value inside one tag, into out. */
-static bool xml_attr(const char *tag, const char *end, const char *attr,
-                     char *out, size_t cap)
-{
-    size_t alen = strlen(attr);
-    for (const char *p = tag; p + alen + 2 < end; p++) {
-        if ((p[-1] != ' ' && p[-1] != '\t' && p[-1] != '\n') ||
-            strncmp(p, attr, alen) || p[alen] != '=' ||
-            (p[alen + 1] != '"' && p[alen + 1] != '\''))
-            continue;
-        const char *v = p + alen + 2, *ve = memchr(v, p[alen + 1],
-                                                   (size_t)(end - v));
-        if (!ve || (size_t)(ve - v) >= cap)
-            return false;
-        memcpy(out, v, (size_t)(ve - v));
-        out[ve - v] = '\0';
-        return true;
-    }
-    return false;
+    return 0;
 }
 
 static int read_xml(qemu_t *q, const char *annex, char **out)
@@ -495,43 +430,38 @@ static int read_xml(qemu_t *q, const char *annex, char **out)
     return q->vmi->last_status ? q->vmi->last_status : TINYVMI_ERANGE;
 }
 
-/* Walks a target description: registers are numbered in document order
- * (a regnum attribute restarts the count), comments are skipped, includes
- * are followed. */
-static int parse_regs(qemu_t *q, const char *annex, long *num, int depth)
+typedef struct xml_walk {
+    qemu_t *q;
+    long num;
+    int depth;
+} xml_walk_t;
+
+static int walk_xml(xml_walk_t *w, const char *annex);
+
+static int on_reg(void *arg, const char *name, long num, long bits)
+{
+    return name_reg(((xml_walk_t *)arg)->q, name, num, bits);
+}
+
+static int on_include(void *arg, const char *href)
+{
+    return walk_xml(arg, href);
+}
+
+/* A target description and what it includes (registers are numbered
+ * across them in document order). */
+static int walk_xml(xml_walk_t *w, const char *annex)
 {
     char *xml;
-    if (depth > 4)
-        return tv_fail(q->vmi, TINYVMI_ELOOP, "target description nests too "
-                       "deep");
-    int rc = read_xml(q, annex, &xml);
+    if (w->depth > 4)
+        return tv_fail(w->q->vmi, TINYVMI_ELOOP, "gdbstub target description "
+                       "includes nest too deep");
+    int rc = read_xml(w->q, annex, &xml);
     if (rc)
         return rc;
-    for (char *p = xml; (p = strchr(p, '<')) && !rc;) {
-        if (!strncmp(p, "<!--", 4)) {
-            char *e = strstr(p + 4, "-->");
-            p = e ? e + 3 : p + strlen(p);
-            continue;
-        }
-        char *end = strchr(p, '>');
-        if (!end)
-            break;
-        char name[64], bits[16], href[128], n[16];
-        if (!strncmp(p, "<reg ", 5) && xml_attr(p + 5, end, "name", name, sizeof name) &&
-            xml_attr(p + 5, end, "bitsize", bits, sizeof bits)) {
-            if (xml_attr(p + 5, end, "regnum", n, sizeof n))
-                *num = strtol(n, NULL, 10);
-            long b = strtol(bits, NULL, 10);
-            if (*num >= 0 && *num < QM_MAX_GDB_REGS && b > 0 && b <= 64 &&
-                b % 8 == 0)
-                name_reg(q, name, *num, b);
-            (*num)++;
-        } else if (!strncmp(p, "<xi:include ", 12) &&
-                   xml_attr(p + 12, end, "href", href, sizeof href)) {
-            rc = parse_regs(q, href, num, depth + 1);
-        }
-        p = end + 1;
-    }
+    w->depth++;
+    rc = tv_gdb_xml(xml, &w->num, on_reg, on_include, w);
+    w->depth--;
     free(xml);
     return rc;
 }
@@ -580,8 +510,8 @@ static int setup_gdb(qemu_t *q)
         q->rsp.noack = true;
     for (size_t i = 0; i < TINYVMI_NREGS; i++)
         q->reg[i].num = -1;
-    long num = 0;
-    if ((rc = parse_regs(q, "target.xml", &num, 0)))
+    xml_walk_t w = {q, 0, 0};
+    if ((rc = walk_xml(&w, "target.xml")))
         return rc;
     if (q->reg[RIP].num < 0 || q->reg[CR3].num < 0)
         return tv_fail(q->vmi, TINYVMI_ENOTSUP,
@@ -591,12 +521,14 @@ static int setup_gdb(qemu_t *q)
         return rc;
     q->rcache = calloc(q->nvcpu, TINYVMI_NREGS * sizeof *q->rcache);
     q->rvalid = calloc(q->nvcpu, TINYVMI_NREGS);
-    return q->rcache && q->rvalid ? TINYVMI_OK : TINYVMI_ENOMEM;
+    q->gdone = calloc(q->nvcpu, 1);
+    return q->rcache && q->rvalid && q->gdone ? TINYVMI_OK : TINYVMI_ENOMEM;
 }
 
 static void invalidate_regs(qemu_t *q)
 {
     memset(q->rvalid, 0, q->nvcpu * (size_t)TINYVMI_NREGS);
+    memset(q->gdone, 0, q->nvcpu);
 }
 
 static int select_thread(qemu_t *q, unsigned vcpu)
@@ -625,10 +557,43 @@ static uint64_t hex_le(const char *p, size_t bytes, bool *ok)
     return v;
 }
 
+/* All registers the 'g' packet carries, into the vCPU's cache: one round
+ * trip instead of one per register. */
+static int fetch_all(qemu_t *q, unsigned vcpu)
+{
+    q->gdone[vcpu] = 1;
+    int rc = select_thread(q, vcpu);
+    if (!rc)
+        rc = gdb_call(q, "reading registers", "g");
+    if (rc)
+        return rc;
+    size_t have = q->rsp.len / 2, off[QM_MAX_GDB_REGS + 1];
+    off[0] = 0;
+    for (int n = 0; n < q->ngregs; n++)
+        off[n + 1] = off[n] + q->gsize[n];
+    for (size_t r = 0; r < TINYVMI_NREGS; r++) {
+        int n = q->reg[r].num;
+        if (n < 0 || n >= q->ngregs || off[n] + q->reg[r].bytes > have)
+            continue;
+        bool ok;
+        uint64_t v = hex_le(q->rsp.pkt + 2 * off[n], q->reg[r].bytes, &ok);
+        if (ok && q->rsp.pkt[2 * off[n]] != 'x') { /* "xx": unavailable */
+            q->rcache[(size_t)vcpu * TINYVMI_NREGS + r] = v;
+            q->rvalid[(size_t)vcpu * TINYVMI_NREGS + r] = 1;
+        }
+    }
+    return TINYVMI_OK;
+}
+
 /* Reads one register of a stopped vCPU (cached until the guest runs). */
 static int stopped_reg(qemu_t *q, unsigned vcpu, reg_t reg, uint64_t *out)
 {
     size_t slot = (size_t)vcpu * TINYVMI_NREGS + reg;
+    if (!q->rvalid[slot] && !q->gdone[vcpu]) {
+        int rc = fetch_all(q, vcpu);
+        if (rc)
+            return rc;
+    }
     if (q->rvalid[slot]) {
         *out = q->rcache[slot];
         return TINYVMI_OK;
@@ -680,37 +645,21 @@ static uint8_t code_bp_type(const qemu_t *q)
 /* A stop reply ("T05thread:01;watch:ffff...;") to a tv_stop_t. */
 static int parse_stop(qemu_t *q, tv_stop_t *s)
 {
-    const char *p = q->rsp.pkt;
+    tv_gdb_stop_t g = {0};
     *s = (tv_stop_t){.kind = TV_STOP_OTHER};
-    if (p[0] == 'W' || p[0] == 'X')
-        return tv_fail(q->vmi, TINYVMI_EIO, "the guest is gone (QEMU says "
-                       "%.20s)", p);
-    if (p[0] != 'T' && p[0] != 'S')
+    if (tv_gdb_stop(q->rsp.pkt, &g))
         return tv_fail(q->vmi, TINYVMI_EFORMAT, "gdbstub: unexpected stop "
-                       "reply %.40s", p);
-    int vcpu = 0;
-    for (const char *f = p + 3; *f;) {
-        const char *colon = strchr(f, ':'), *semi = strchr(f, ';');
-        if (!colon || !semi || colon > semi)
-            break;
-        size_t klen = (size_t)(colon - f);
-        unsigned long long v = strtoull(colon + 1, NULL, 16);
-        if (klen == 6 && !strncmp(f, "thread", 6)) {
-            const char *t = colon + 1;
-            if (*t == 'p' && (t = strchr(t, '.')))
-                v = strtoull(t + 1, NULL, 16);
-            vcpu = vcpu_of_thread(q, (unsigned long)v);
-        } else if ((klen == 5 && !strncmp(f, "watch", 5)) ||
-                   (klen == 6 && !strncmp(f, "rwatch", 6)) ||
-                   (klen == 6 && !strncmp(f, "awatch", 6))) {
-            s->kind = TV_STOP_WATCH;
-            s->addr = v;
-            s->access = f[0] == 'w' ? VMI_MEMACCESS_W
-                      : f[0] == 'r' ? VMI_MEMACCESS_R : VMI_MEMACCESS_RW;
-        }
-        f = semi + 1;
-    }
+                       "reply %.40s", q->rsp.pkt);
+    if (g.kind == 'W' || g.kind == 'X')
+        return tv_fail(q->vmi, TINYVMI_EIO, "the guest is gone (QEMU says "
+                       "%.20s)", q->rsp.pkt);
+    int vcpu = g.have_thread ? vcpu_of_thread(q, g.thread) : 0;
     s->vcpu = vcpu < 0 ? 0 : (unsigned)vcpu;
+    if (g.watch) {
+        s->kind = TV_STOP_WATCH;
+        s->addr = g.watch_addr;
+        s->access = g.watch_access;
+    }
     return TINYVMI_OK;
 }
 
@@ -1225,6 +1174,7 @@ static void qm_close(void *ctx)
             munmap(q->be[i].base, q->be[i].size);
     free(q->rcache);
     free(q->rvalid);
+    free(q->gdone);
     free(q->pt);
     free(q);
 }
