@@ -60,7 +60,7 @@ static bool mtree_line(const char *line, uint64_t *s, uint64_t *e,
     if (!colon)
         return false;
     const char *nm = colon + 3;
-    size_t len = strcspn(nm, " ");
+    size_t len = strcspn(nm, " \t\r");
     if (!len || len >= cap)
         return false;
     memcpy(name, nm, len);
@@ -80,6 +80,9 @@ int tv_qemu_mtree(char *text, const tv_qm_backend_id_t *be, size_t nbe,
         next = strchr(line, '\n');
         if (next)
             *next++ = '\0';
+        size_t ll = strlen(line);
+        if (ll && line[ll - 1] == '\r') /* HMP ends lines with CRLF */
+            line[ll - 1] = '\0';
         if (!strncmp(line, "FlatView", 8)) {
             in_memory = false;
             continue;

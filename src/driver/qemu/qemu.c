@@ -66,6 +66,7 @@ typedef struct qemu {
     bool kvm;
     bool was_running;        /* the run state found at attach */
     bool writable;
+    bool phys_writes;        /* TCG: writes go through the gdbstub */
 
     qm_backend_t be[QM_MAX_BACKENDS];
     size_t nbe;
@@ -519,6 +520,13 @@ static int setup_gdb(qemu_t *q)
                        "drives x86 guests through QEMU so far");
     if ((rc = read_threads(q)))
         return rc;
+    /* QEMU's maintenance packet: m/M take physical addresses from now on. */
+    if (!q->kvm && tv_rsp_call(&q->rsp, QM_TIMEOUT, "Qqemu.PhyMemMode:1") == 0 &&
+        !strcmp(q->rsp.pkt, "OK"))
+        q->phys_writes = true;
+    else if (!q->kvm)
+        tv_log(q->vmi, 1, "this QEMU has no physical-memory mode on its "
+               "gdbstub: writes to guest code may not be seen by TCG");
     q->rcache = calloc(q->nvcpu, TINYVMI_NREGS * sizeof *q->rcache);
     q->rvalid = calloc(q->nvcpu, TINYVMI_NREGS);
     q->gdone = calloc(q->nvcpu, 1);
@@ -801,10 +809,43 @@ static int qm_read(void *ctx, uint64_t pa, uint64_t off, void *buf, size_t len)
     return TINYVMI_OK;
 }
 
+/* Under TCG, QEMU runs translated copies of guest code and notices code
+ * changes only for writes that go through it: bytes stored into the RAM
+ * file behind its back could leave it running the old code.  So there,
+ * writes go through the gdbstub in physical-address mode, which stores
+ * them and drops the translations of the pages written. */
+static int write_through_gdb(qemu_t *q, uint64_t pa, const uint8_t *buf,
+                             size_t len)
+{
+    bool was = q->running;
+    int rc = halt(q);
+    size_t chunk = (q->rsp.max_pkt - 64) / 2;
+    char *cmd = malloc(64 + 2 * chunk);
+    if (!cmd)
+        rc = rc ? rc : TINYVMI_ENOMEM;
+    for (size_t done = 0; !rc && done < len;) {
+        size_t n = len - done < chunk ? len - done : chunk;
+        int k = snprintf(cmd, 64, "M%llx,%zx:",
+                         (unsigned long long)(pa + done), n);
+        for (size_t i = 0; i < n; i++)
+            snprintf(cmd + k + 2 * i, 3, "%02x", buf[done + i]);
+        rc = gdb_call(q, "writing guest memory", cmd);
+        done += n;
+    }
+    free(cmd);
+    if (was) {
+        int rc2 = run(q);
+        rc = rc ? rc : rc2;
+    }
+    return rc;
+}
+
 static int qm_write(void *ctx, uint64_t pa, uint64_t off, const void *buf,
                     size_t len)
 {
     qemu_t *q = ctx;
+    if (q->phys_writes)
+        return write_through_gdb(q, pa, buf, len);
     if (!q->writable)
         return tv_fail(q->vmi, TINYVMI_ENOTSUP, "guest RAM at 0x%llx: the RAM "
                        "file is read-only to us", (unsigned long long)pa);
