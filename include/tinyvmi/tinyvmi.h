@@ -108,6 +108,10 @@ void tinyvmi_cache_enable(vmi_instance_t vmi, int on);
  *  only where CR3 is that page-table root. */
 status_t tinyvmi_set_breakpoint(vmi_instance_t vmi, addr_t va, addr_t dtb);
 status_t tinyvmi_clear_breakpoint(vmi_instance_t vmi, addr_t va);
+/** The same at a physical address: planted at every kernel virtual address
+ *  that maps it (up to 16); interrupt_event.gfn/offset name pa. */
+status_t tinyvmi_set_breakpoint_pa(vmi_instance_t vmi, addr_t pa);
+status_t tinyvmi_clear_breakpoint_pa(vmi_instance_t vmi, addr_t pa);
 
 /* ---- The OS layer ------------------------------------------------------------ */
 

@@ -25,6 +25,8 @@
 typedef struct ev_bp {
     uint64_t va;
     uint64_t dtb; /* 0: any address space */
+    uint64_t pa;  /* planted by physical address: that address */
+    bool by_pa;
 } ev_bp_t;
 
 typedef struct ev_watch {
@@ -108,26 +110,73 @@ static int kernel_dtb(struct vmi_instance *vmi, uint64_t *dtb)
     return TINYVMI_OK;
 }
 
+static int add_bp(struct vmi_instance *vmi, const ev_bp_t *bp)
+{
+    tv_events_t *e = vmi->events;
+    for (size_t i = 0; i < e->nbp; i++)
+        if (e->bp[i].va == bp->va)
+            return tv_fail(vmi, TINYVMI_EINVAL, "a breakpoint at 0x%llx "
+                           "exists", (unsigned long long)bp->va);
+    int rc = grow(vmi, (void **)&e->bp, &e->capbp, e->nbp, sizeof *e->bp);
+    if (!rc)
+        rc = vmi->drv.ev->breakpoint(vmi->drv.ctx, bp->va, true);
+    if (!rc)
+        e->bp[e->nbp++] = *bp;
+    return rc;
+}
+
 TV_API status_t tinyvmi_set_breakpoint(vmi_instance_t vmi, addr_t va,
                                        addr_t dtb)
 {
     if (!vmi)
         return VMI_FAILURE;
     int rc = need_events(vmi);
-    tv_events_t *e = vmi->events;
-    for (size_t i = 0; !rc && i < e->nbp; i++)
-        if (e->bp[i].va == va)
-            return st(tv_fail(vmi, TINYVMI_EINVAL, "a breakpoint at 0x%llx "
-                              "exists", (unsigned long long)va));
+    ev_bp_t bp = {va, vmi->pt && dtb ? dtb & vmi->pt->root_mask : 0, 0,
+                  false};
+    return st(rc ? rc : add_bp(vmi, &bp));
+}
+
+typedef struct aliases {
+    uint64_t va[16];
+    size_t n;
+} aliases_t;
+
+static int add_va(void *arg, uint64_t va, uint64_t page_size)
+{
+    aliases_t *a = arg;
+    (void)page_size;
+    a->va[a->n++] = va;
+    return a->n == TV_ARRAY_LEN(a->va);
+}
+
+/* A breakpoint by physical address is one at every kernel virtual address
+ * that maps it: the gdbstub (like the CPU) matches virtual addresses. */
+TV_API status_t tinyvmi_set_breakpoint_pa(vmi_instance_t vmi, addr_t pa)
+{
+    if (!vmi)
+        return VMI_FAILURE;
+    aliases_t a = {.n = 0};
+    uint64_t dtb = 0;
+    int rc = need_events(vmi);
     if (!rc)
-        rc = grow(vmi, (void **)&e->bp, &e->capbp, e->nbp, sizeof *e->bp);
-    if (!rc)
-        rc = vmi->drv.ev->breakpoint(vmi->drv.ctx, va, true);
+        rc = kernel_dtb(vmi, &dtb);
+    if (!rc) {
+        uint64_t lo = vmi->pt->addr_width == 4 ? 0
+                    : ~0ULL << (vmi->pt->va_bits - 1);
+        rc = tv_pt_reverse(vmi, vmi->pt, dtb, pa, lo, add_va, &a);
+    }
+    if (!rc && !a.n)
+        rc = tv_fail(vmi, TINYVMI_ENOENT, "no kernel virtual address maps "
+                     "physical 0x%llx", (unsigned long long)pa);
+    size_t set = 0;
+    for (; !rc && set < a.n; set++) {
+        ev_bp_t bp = {a.va[set], 0, pa, true};
+        rc = add_bp(vmi, &bp);
+    }
     if (rc)
-        return st(rc);
-    e->bp[e->nbp++] = (ev_bp_t){va, vmi->pt && dtb ? dtb & vmi->pt->root_mask
-                                                    : 0};
-    return VMI_SUCCESS;
+        while (set-- > 1)
+            tinyvmi_clear_breakpoint(vmi, a.va[set - 1]);
+    return st(rc);
 }
 
 TV_API status_t tinyvmi_clear_breakpoint(vmi_instance_t vmi, addr_t va)
@@ -144,6 +193,27 @@ TV_API status_t tinyvmi_clear_breakpoint(vmi_instance_t vmi, addr_t va)
     }
     return st(tv_fail(vmi, TINYVMI_ENOENT, "no breakpoint at 0x%llx",
                       (unsigned long long)va));
+}
+
+TV_API status_t tinyvmi_clear_breakpoint_pa(vmi_instance_t vmi, addr_t pa)
+{
+    if (!vmi || need_events(vmi))
+        return VMI_FAILURE;
+    tv_events_t *e = vmi->events;
+    int rc = TINYVMI_OK;
+    bool found = false;
+    for (size_t i = e->nbp; i-- > 0;) {
+        if (!e->bp[i].by_pa || e->bp[i].pa != pa)
+            continue;
+        int rc2 = vmi->drv.ev->breakpoint(vmi->drv.ctx, e->bp[i].va, false);
+        rc = rc ? rc : rc2;
+        e->bp[i] = e->bp[--e->nbp];
+        found = true;
+    }
+    if (!found)
+        rc = tv_fail(vmi, TINYVMI_ENOENT, "no breakpoint at physical 0x%llx",
+                     (unsigned long long)pa);
+    return st(rc);
 }
 
 /* ---- Memory events ----------------------------------------------------------------- */
@@ -460,7 +530,12 @@ static void deliver_break(struct vmi_instance *vmi, const tv_stop_t *s)
     ie->gla = s->addr;
     ie->insn_length = 0; /* nothing to skip: the guest saw no INT3 */
     ie->reinject = 0;
-    fill_where(vmi, s->addr, &ie->gfn, &ie->offset);
+    if (bp->by_pa) {
+        ie->gfn = bp->pa >> 12;
+        ie->offset = bp->pa & 0xfff;
+    } else {
+        fill_where(vmi, s->addr, &ie->gfn, &ie->offset);
+    }
     call(vmi, ev, s->vcpu);
 }
 
