@@ -40,6 +40,7 @@ typedef struct ev_watch {
 
 typedef struct tv_events {
     vmi_event_t *int3;
+    uint64_t int3_handler; /* #BP's handler, breakpointed; 0: not caught */
     vmi_event_t *ss;
     ev_bp_t *bp;
     size_t nbp, capbp;
@@ -284,6 +285,52 @@ static int register_mem(struct vmi_instance *vmi, vmi_event_t *ev)
     return TINYVMI_OK;
 }
 
+/* ---- The guest's own INT3s -------------------------------------------------- */
+
+/* LibVMI's INT3 events are the guest executing INT3 (a breakpoint a tool
+ * wrote into its memory).  A debugger stops the vCPU at the first
+ * instruction of the #BP handler instead: the exception frame on the stack
+ * says where the INT3 was and what the registers were. */
+static int arm_int3(struct vmi_instance *vmi)
+{
+    tv_events_t *e = vmi->events;
+    uint64_t idtr = 0, limit = 0;
+    uint8_t gate[16];
+    int rc = vmi_get_vcpureg(vmi, &idtr, IDTR_BASE, 0) == VMI_SUCCESS &&
+                     vmi_get_vcpureg(vmi, &limit, IDTR_LIMIT, 0) == VMI_SUCCESS
+                 ? TINYVMI_OK
+                 : vmi->last_status;
+    if (!rc && limit < 3 * 16 + 15)
+        rc = tv_fail(vmi, TINYVMI_EFORMAT, "the IDT (limit 0x%llx) has no "
+                     "#BP gate", (unsigned long long)limit);
+    if (!rc && !vmi->pt)
+        rc = tv_fail(vmi, TINYVMI_ESTATE, "paging is not set up");
+    if (!rc)
+        rc = tv_read_va(vmi, NULL, vmi->kdtb, idtr + 3 * 16, gate, 16, NULL);
+    if (!rc && !(gate[5] & 0x80))
+        rc = tv_fail(vmi, TINYVMI_EFORMAT, "the IDT's #BP gate is not present");
+    uint64_t handler = (uint64_t)tv_le16(gate) |
+                       (uint64_t)tv_le16(gate + 6) << 16 |
+                       (uint64_t)tv_le32(gate + 8) << 32;
+    if (!rc)
+        rc = vmi->drv.ev->breakpoint(vmi->drv.ctx, handler, true);
+    if (rc) {
+        tv_log(vmi, 1, "the guest's own INT3 instructions will not be "
+               "reported: %s", vmi->last_error);
+        return rc;
+    }
+    e->int3_handler = handler;
+    return TINYVMI_OK;
+}
+
+static void disarm_int3(struct vmi_instance *vmi)
+{
+    tv_events_t *e = vmi->events;
+    if (e->int3_handler)
+        vmi->drv.ev->breakpoint(vmi->drv.ctx, e->int3_handler, false);
+    e->int3_handler = 0;
+}
+
 /* ---- Registration -------------------------------------------------------------------- */
 
 TV_API uint32_t vmi_events_version(void)
@@ -310,6 +357,7 @@ static int do_register(struct vmi_instance *vmi, vmi_event_t *ev)
         if (e->int3)
             return tv_fail(vmi, TINYVMI_EINVAL, "an INT3 event is registered");
         e->int3 = ev;
+        arm_int3(vmi); /* without it, tinyvmi_set_breakpoint still works */
         return TINYVMI_OK;
     case VMI_EVENT_SINGLESTEP:
         if (e->ss)
@@ -341,6 +389,7 @@ static int do_clear(struct vmi_instance *vmi, vmi_event_t *ev)
     if (!e)
         return tv_fail(vmi, TINYVMI_ENOENT, "no events registered");
     if (ev == e->int3) {
+        disarm_int3(vmi);
         e->int3 = NULL;
         return TINYVMI_OK;
     }
@@ -539,6 +588,55 @@ static void deliver_break(struct vmi_instance *vmi, const tv_stop_t *s)
     call(vmi, ev, s->vcpu);
 }
 
+/* A guest INT3, seen at the #BP handler's entry.  The callback sees the
+ * registers as they were at the INT3; unless it reinjects, the vCPU goes
+ * back to them (at the registers it left, by default the INT3's address),
+ * as if the trap had never been taken. */
+static void deliver_guest_int3(struct vmi_instance *vmi, const tv_stop_t *s)
+{
+    tv_events_t *e = vmi->events;
+    x86_registers_t entry = e->regs;
+    uint64_t f[5]; /* RIP, CS, RFLAGS, RSP, SS pushed by the CPU */
+    uint8_t b[2] = {0, 0};
+    if (tv_read_va(vmi, NULL, entry.cr3, entry.rsp, f, sizeof f, NULL)) {
+        tv_log(vmi, 1, "INT3 on vCPU %u: no exception frame at 0x%llx: %s",
+               s->vcpu, (unsigned long long)entry.rsp, vmi->last_error);
+        return;
+    }
+    unsigned len = 1;
+    if (tv_read_va(vmi, NULL, entry.cr3, f[0] - 2, b, 2, NULL) == 0 &&
+        b[1] != 0xcc && b[0] == 0xcd && b[1] == 0x03)
+        len = 2; /* "int 3" */
+    vmi_event_t *ev = e->int3;
+    interrupt_event_t *ie = &ev->interrupt_event;
+    ie->gla = f[0] - len;
+    ie->insn_length = len;
+    e->regs.rip = ie->gla;
+    e->regs.rflags = f[2];
+    e->regs.rsp = f[3];
+    fill_where(vmi, ie->gla, &ie->gfn, &ie->offset);
+    ev->vcpu_id = s->vcpu;
+    ev->x86_regs = &e->regs;
+    event_response_t rsp = ev->callback(vmi, ev);
+    if (rsp & VMI_EVENT_RESPONSE_TOGGLE_SINGLESTEP)
+        set_step(vmi, e->step_mask ^ (1ULL << s->vcpu));
+    if (ie->reinject)
+        return; /* the guest's handler takes it */
+    uint64_t cs = 0;
+    int rc = tv_vcpu_x86_set(vmi, s->vcpu, &entry, &e->regs);
+    if (!rc && vmi_get_vcpureg(vmi, &cs, CS_SEL, s->vcpu) == VMI_SUCCESS &&
+        (cs & 0xffff) != (f[1] & 0xffff)) /* the INT3 ran in user mode */
+        rc = vmi_set_vcpureg(vmi, f[1] & 0xffff, CS_SEL, s->vcpu) ==
+                         VMI_SUCCESS &&
+                     vmi_set_vcpureg(vmi, f[4] & 0xffff, SS_SEL, s->vcpu) ==
+                         VMI_SUCCESS
+                 ? TINYVMI_OK
+                 : vmi->last_status;
+    if (rc)
+        tv_log(vmi, 0, "vCPU %u: cannot undo the INT3 trap: %s", s->vcpu,
+               vmi->last_error);
+}
+
 static void deliver_step(struct vmi_instance *vmi, const tv_stop_t *s)
 {
     tv_events_t *e = vmi->events;
@@ -605,7 +703,9 @@ static int deliver(struct vmi_instance *vmi, const tv_stop_t *s)
     if (rc)
         return rc;
     e->dispatching = true;
-    if (s->kind == TV_STOP_BREAK)
+    if (s->kind == TV_STOP_BREAK && s->addr == e->int3_handler && e->int3)
+        deliver_guest_int3(vmi, s);
+    else if (s->kind == TV_STOP_BREAK)
         deliver_break(vmi, s);
     else if (s->kind == TV_STOP_STEP)
         deliver_step(vmi, s);

@@ -198,3 +198,45 @@ TU_TEST(qemu_stop_replies)
     TU_EQ_INT(tv_gdb_stop("Tzz", &g), TINYVMI_EFORMAT);
     TU_EQ_INT(tv_gdb_stop("T05thread:p01;", &g), TINYVMI_EFORMAT);
 }
+
+TU_TEST(qemu_info_registers)
+{
+    /* QEMU 7.2's `info registers` of a 6.1 guest's vCPU (CRLF lines). */
+    static const char text[] =
+        "\r\nCPU#0\r\n"
+        "RAX=000000000001ad40 RBX=0000000000000000 RCX=0000000000000000 RDX=4000000000000000\r\n"
+        "R8 =0000000000000004 R9 =0000000040000431 R10=00000000fffffffb R11=0000000000000000\r\n"
+        "RIP=ffffffff880592eb RFL=00000246 [---Z-P-] CPL=0 II=0 A20=1 SMM=0 HLT=1\r\n"
+        "ES =0000 0000000000000000 00000000 00000000\r\n"
+        "CS =0010 0000000000000000 ffffffff 00af9b00 DPL=0 CS64 [-RA]\r\n"
+        "SS =0018 0000000000000000 ffffffff 00cf9300 DPL=0 DS   [-WA]\r\n"
+        "GS =0000 ffff8e568f800000 00000000 00000000\r\n"
+        "LDT=0000 0000000000000000 00000000 00008200 DPL=0 LDT\r\n"
+        "TR =0040 fffffe0000003000 00004087 00008900 DPL=0 TSS64-avl\r\n"
+        "GDT=     fffffe0000001000 0000007f\r\n"
+        "IDT=     fffffe0000000000 00000fff\r\n"
+        "CR0=80050033 CR2=000000002f88eb50 CR3=0000000001062000 CR4=00750ef0\r\n"
+        "DR0=0000000000000000 DR1=0000000000000001 DR2=0000000000000000 DR3=0000000000000000 \r\n"
+        "DR6=00000000ffff0ff0 DR7=0000000000000400\r\n"
+        "EFER=0000000000000d01\r\n";
+    uint64_t v[TINYVMI_NREGS];
+    uint8_t ok[TINYVMI_NREGS] = {0};
+    TU_ASSERT(tv_qemu_info_regs(text, v, ok) > 20);
+    TU_ASSERT(ok[CS_SEL] && ok[CS_ARBYTES] && ok[TR_BASE] && ok[IDTR_BASE]);
+    TU_EQ_U64(v[CS_SEL], 0x10);
+    TU_EQ_U64(v[CS_LIMIT], 0xffffffff);
+    /* 00af9b00: type b, S, DPL 0, P (0x9b); L and G (0xa) */
+    TU_EQ_U64(v[CS_ARBYTES], 0xa9b);
+    TU_EQ_U64(v[GS_BASE], 0xffff8e568f800000ULL);
+    TU_EQ_U64(v[TR_SEL], 0x40);
+    TU_EQ_U64(v[TR_BASE], 0xfffffe0000003000ULL);
+    TU_EQ_U64(v[TR_LIMIT], 0x4087);
+    TU_EQ_U64(v[GDTR_BASE], 0xfffffe0000001000ULL);
+    TU_EQ_U64(v[GDTR_LIMIT], 0x7f);
+    TU_EQ_U64(v[IDTR_BASE], 0xfffffe0000000000ULL);
+    TU_EQ_U64(v[IDTR_LIMIT], 0xfff);
+    TU_EQ_U64(v[DR1], 1);
+    TU_EQ_U64(v[DR6], 0xffff0ff0);
+    TU_EQ_U64(v[DR7], 0x400);
+    TU_ASSERT(!ok[RAX] && !ok[CR0]); /* those come from the gdbstub */
+}

@@ -398,11 +398,21 @@ int tv_qmp_exec(tv_qmp_t *q, const char *cmd, const char *args,
 
 int tv_qmp_hmp(tv_qmp_t *q, const char *line, char **out, int timeout_ms)
 {
-    char quoted[512], args[600];
+    return tv_qmp_hmp_cpu(q, line, -1, out, timeout_ms);
+}
+
+int tv_qmp_hmp_cpu(tv_qmp_t *q, const char *line, int cpu, char **out,
+                   int timeout_ms)
+{
+    char quoted[512], args[640];
     *out = NULL;
     if (!tv_json_quote(line, quoted, sizeof quoted))
         return TINYVMI_EINVAL;
-    snprintf(args, sizeof args, "{\"command-line\":%s}", quoted);
+    if (cpu >= 0)
+        snprintf(args, sizeof args, "{\"command-line\":%s,\"cpu-index\":%d}",
+                 quoted, cpu);
+    else
+        snprintf(args, sizeof args, "{\"command-line\":%s}", quoted);
     int rc = tv_qmp_exec(q, "human-monitor-command", args, timeout_ms);
     if (rc)
         return rc;

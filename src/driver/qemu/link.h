@@ -56,6 +56,9 @@ int tv_qmp_exec(tv_qmp_t *q, const char *cmd, const char *args,
                 int timeout_ms);
 /* A human monitor command; *out is its output (malloc'd, NUL-terminated). */
 int tv_qmp_hmp(tv_qmp_t *q, const char *line, char **out, int timeout_ms);
+/* The same as vCPU cpu sees it (for `info registers`). */
+int tv_qmp_hmp_cpu(tv_qmp_t *q, const char *line, int cpu, char **out,
+                   int timeout_ms);
 /* s as a JSON string literal (with quotes) into buf; false if too long. */
 bool tv_json_quote(const char *s, char *buf, size_t cap);
 

@@ -171,6 +171,109 @@ int tv_gdb_xml(const char *xml, long *num,
     return rc;
 }
 
+/* ---- info registers ------------------------------------------------------------ */
+
+static const struct {
+    const char *name;
+    reg_t sel, base, limit, ar;
+} seg_names[] = {
+    {"ES", ES_SEL, ES_BASE, ES_LIMIT, ES_ARBYTES},
+    {"CS", CS_SEL, CS_BASE, CS_LIMIT, CS_ARBYTES},
+    {"SS", SS_SEL, SS_BASE, SS_LIMIT, SS_ARBYTES},
+    {"DS", DS_SEL, DS_BASE, DS_LIMIT, DS_ARBYTES},
+    {"FS", FS_SEL, FS_BASE, FS_LIMIT, FS_ARBYTES},
+    {"GS", GS_SEL, GS_BASE, GS_LIMIT, GS_ARBYTES},
+    {"LDT", LDTR_SEL, LDTR_BASE, LDTR_LIMIT, LDTR_ARBYTES},
+    {"TR", TR_SEL, TR_BASE, TR_LIMIT, TR_ARBYTES},
+};
+
+static const struct {
+    const char *name;
+    reg_t reg;
+} plain_names[] = {
+    {"DR0", DR0}, {"DR1", DR1}, {"DR2", DR2}, {"DR3", DR3},
+    {"DR6", DR6}, {"DR7", DR7},
+};
+
+static void put(uint64_t *out, uint8_t *valid, reg_t r, uint64_t v,
+                unsigned *n)
+{
+    out[r] = v;
+    valid[r] = 1;
+    ++*n;
+}
+
+/* "NAME =SSSS BASE LIMIT FLAGS ..." or "GDT=     BASE LIMIT" */
+static void seg_line(const char *line, uint64_t *out, uint8_t *valid,
+                     unsigned *n)
+{
+    size_t nl = strcspn(line, " =");
+    const char *eq = strchr(line, '=');
+    if (!eq || nl == 0 || nl > 3)
+        return;
+    unsigned long long v[4];
+    char *end;
+    const char *p = eq + 1;
+    int k = 0;
+    for (; k < 4; k++) {
+        while (*p == ' ')
+            p++;
+        v[k] = strtoull(p, &end, 16);
+        if (end == p)
+            break;
+        p = end;
+    }
+    if ((nl == 3 && !strncmp(line, "GDT", 3)) ||
+        (nl == 3 && !strncmp(line, "IDT", 3))) {
+        if (k >= 2) {
+            bool g = line[0] == 'G';
+            put(out, valid, g ? GDTR_BASE : IDTR_BASE, v[0], n);
+            put(out, valid, g ? GDTR_LIMIT : IDTR_LIMIT, v[1], n);
+        }
+        return;
+    }
+    for (size_t i = 0; k == 4 && i < sizeof seg_names / sizeof seg_names[0];
+         i++) {
+        if (strlen(seg_names[i].name) != nl ||
+            strncmp(line, seg_names[i].name, nl))
+            continue;
+        put(out, valid, seg_names[i].sel, v[0], n);
+        put(out, valid, seg_names[i].base, v[1], n);
+        put(out, valid, seg_names[i].limit, v[2], n);
+        /* descriptor flags -> type/s/dpl/p in bits 0-7, avl/l/db/g 8-11 */
+        put(out, valid, seg_names[i].ar,
+            ((v[3] >> 8) & 0xff) | ((v[3] >> 12) & 0xf00), n);
+    }
+}
+
+unsigned tv_qemu_info_regs(const char *text, uint64_t *out, uint8_t *valid)
+{
+    unsigned n = 0;
+    for (const char *line = text; line && *line;) {
+        const char *next = strchr(line, '\n');
+        size_t len = next ? (size_t)(next - line) : strlen(line);
+        char buf[256];
+        if (len < sizeof buf) {
+            memcpy(buf, line, len);
+            buf[len] = '\0';
+            seg_line(buf, out, valid, &n);
+            for (char *tok = buf; (tok = strstr(tok, "DR"));) {
+                for (size_t i = 0;
+                     i < sizeof plain_names / sizeof plain_names[0]; i++) {
+                    size_t l = strlen(plain_names[i].name);
+                    if (!strncmp(tok, plain_names[i].name, l) && tok[l] == '=' &&
+                        (tok == buf || tok[-1] == ' '))
+                        put(out, valid, plain_names[i].reg,
+                            strtoull(tok + l + 1, NULL, 16), &n);
+                }
+                tok += 2;
+            }
+        }
+        line = next ? next + 1 : NULL;
+    }
+    return n;
+}
+
 /* ---- Stop replies -------------------------------------------------------------- */
 
 static int hex2(const char *p)

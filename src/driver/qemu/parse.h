@@ -38,6 +38,13 @@ int tv_gdb_xml(const char *xml, long *num,
                int (*reg)(void *arg, const char *name, long num, long bits),
                int (*inc)(void *arg, const char *href), void *arg);
 
+/* Registers the gdbstub does not carry, from HMP's `info registers` of
+ * one vCPU: segment selectors, bases, limits and access rights (Xen's
+ * 12-bit attribute layout, as LibVMI's *_ARBYTES), GDTR, IDTR and the
+ * debug registers.  out and valid are indexed by LibVMI register number
+ * (TINYVMI_NREGS entries); returns how many were found. */
+unsigned tv_qemu_info_regs(const char *text, uint64_t *out, uint8_t *valid);
+
 /* A stop reply: 'T'/'S' with signal, thread and watchpoint; 'W'/'X' are
  * exits.  Fields not present stay as initialised by the caller. */
 typedef struct tv_gdb_stop {

@@ -81,6 +81,7 @@ typedef struct qemu {
     uint64_t *rcache;            /* [vcpu][TINYVMI_NREGS] while stopped */
     uint8_t *rvalid;
     uint8_t *gdone;              /* per vCPU: 'g' read since the last run */
+    uint8_t *hdone;              /* per vCPU: `info registers` read */
     int cur_thread;              /* thread Hg selected, 0: unknown */
 
     bool running, held, queued;
@@ -530,13 +531,16 @@ static int setup_gdb(qemu_t *q)
     q->rcache = calloc(q->nvcpu, TINYVMI_NREGS * sizeof *q->rcache);
     q->rvalid = calloc(q->nvcpu, TINYVMI_NREGS);
     q->gdone = calloc(q->nvcpu, 1);
-    return q->rcache && q->rvalid && q->gdone ? TINYVMI_OK : TINYVMI_ENOMEM;
+    q->hdone = calloc(q->nvcpu, 1);
+    return q->rcache && q->rvalid && q->gdone && q->hdone ? TINYVMI_OK
+                                                          : TINYVMI_ENOMEM;
 }
 
 static void invalidate_regs(qemu_t *q)
 {
     memset(q->rvalid, 0, q->nvcpu * (size_t)TINYVMI_NREGS);
     memset(q->gdone, 0, q->nvcpu);
+    memset(q->hdone, 0, q->nvcpu);
 }
 
 static int select_thread(qemu_t *q, unsigned vcpu)
@@ -563,6 +567,36 @@ static uint64_t hex_le(const char *p, size_t bytes, bool *ok)
         v |= (uint64_t)(hv << 4 | lv) << (8 * i);
     }
     return v;
+}
+
+/* What only the monitor's `info registers` shows (segment bases, limits
+ * and rights, GDTR, IDTR, debug registers), into the stopped vCPU's cache. */
+static int monitor_regs(qemu_t *q, unsigned vcpu)
+{
+    char *text;
+    q->hdone[vcpu] = 1;
+    int rc = tv_qmp_hmp_cpu(&q->qmp, "info registers", (int)vcpu, &text,
+                            QM_TIMEOUT);
+    if (rc)
+        return qfail(q, rc, "info registers", q->qmp.why);
+    uint64_t vals[TINYVMI_NREGS];
+    uint8_t valid[TINYVMI_NREGS] = {0};
+    tv_qemu_info_regs(text, vals, valid);
+    free(text);
+    for (size_t r = 0; r < TINYVMI_NREGS; r++) {
+        size_t slot = (size_t)vcpu * TINYVMI_NREGS + r;
+        if (valid[r] && q->reg[r].num < 0) {
+            q->rcache[slot] = vals[r];
+            q->rvalid[slot] = 1;
+        }
+    }
+    return TINYVMI_OK;
+}
+
+static bool monitor_has(reg_t reg)
+{
+    return (reg >= DR0 && reg <= DR7) ||
+           (reg >= CS_SEL && reg <= LDTR_ARBYTES);
 }
 
 /* All registers the 'g' packet carries, into the vCPU's cache: one round
@@ -602,10 +636,19 @@ static int stopped_reg(qemu_t *q, unsigned vcpu, reg_t reg, uint64_t *out)
         if (rc)
             return rc;
     }
+    if (!q->rvalid[slot] && q->reg[reg].num < 0 && !q->hdone[vcpu]) {
+        int rc = monitor_regs(q, vcpu);
+        if (rc)
+            return rc;
+    }
     if (q->rvalid[slot]) {
         *out = q->rcache[slot];
         return TINYVMI_OK;
     }
+    if (q->reg[reg].num < 0)
+        return tv_fail(q->vmi, TINYVMI_ENOTSUP, "QEMU's monitor shows no "
+                       "register %llu for vCPU %u", (unsigned long long)reg,
+                       vcpu);
     int rc = select_thread(q, vcpu);
     char ask[16];
     snprintf(ask, sizeof ask, "p%x", (unsigned)q->reg[reg].num);
@@ -871,9 +914,10 @@ static unsigned qm_count(void *ctx)
 
 static int check_reg(qemu_t *q, reg_t reg)
 {
-    if (reg >= TINYVMI_NREGS || q->reg[reg].num < 0)
-        return tv_fail(q->vmi, TINYVMI_ENOTSUP, "QEMU's gdbstub does not "
-                       "expose register %llu", (unsigned long long)reg);
+    if (reg >= TINYVMI_NREGS || (q->reg[reg].num < 0 && !monitor_has(reg)))
+        return tv_fail(q->vmi, TINYVMI_ENOTSUP, "QEMU exposes no register "
+                       "%llu (neither its gdbstub nor its monitor)",
+                       (unsigned long long)reg);
     return TINYVMI_OK;
 }
 
@@ -898,6 +942,10 @@ static int qm_set_reg(void *ctx, unsigned vcpu, reg_t reg, uint64_t value)
 {
     qemu_t *q = ctx;
     int rc = check_reg(q, reg);
+    if (!rc && q->reg[reg].num < 0)
+        return tv_fail(q->vmi, TINYVMI_ENOTSUP, "register %llu: QEMU's "
+                       "monitor shows it, its gdbstub cannot write it",
+                       (unsigned long long)reg);
     bool was = q->running;
     if (!rc)
         rc = halt(q);
@@ -1216,6 +1264,7 @@ static void qm_close(void *ctx)
     free(q->rcache);
     free(q->rvalid);
     free(q->gdone);
+    free(q->hdone);
     free(q->pt);
     free(q);
 }
