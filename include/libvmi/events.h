@@ -4,9 +4,13 @@
  * LibVMI builds unchanged.
  *
  * What each backend delivers:
- *   - QEMU (gdbstub): VMI_EVENT_INTERRUPT (INT3) for breakpoints planted
- *     with tinyvmi_set_breakpoint (the guest's memory is never modified:
- *     QEMU stops the vCPU before the instruction, TinyVMI steps it over),
+ *   - QEMU (gdbstub): VMI_EVENT_INTERRUPT (INT3) for the guest's own INT3
+ *     instructions (e.g. 0xCC a tool wrote into its memory: caught at the
+ *     #BP handler, the registers shown as they were at the INT3, the trap
+ *     undone unless reinject is set; insn_length 1 or 2), and for
+ *     breakpoints planted with tinyvmi_set_breakpoint (the guest's memory
+ *     is never modified: QEMU stops the vCPU before the instruction,
+ *     TinyVMI steps it over; insn_length 0),
  *     VMI_EVENT_SINGLESTEP on any vCPUs, VMI_EVENT_MEMORY (read, write,
  *     read/write) on a guest page through watchpoints on every kernel
  *     address that maps it.  Execute-access memory events, register
