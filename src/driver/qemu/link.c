@@ -321,6 +321,23 @@ static int qmp_wait(tv_qmp_t *q, const char *want, int timeout_ms)
     return TINYVMI_EFORMAT;
 }
 
+void tv_qmp_drain(tv_qmp_t *q)
+{
+    if (q->fd < 0)
+        return;
+    qmp_consume(q, q->used); /* the last reply is read by now */
+    q->used = 0;
+    q->ret = NULL;
+    q->retlen = 0;
+    for (int round = 0; round < 64 && tv_link_readable(q->fd, 0); round++) {
+        char *line = NULL;
+        size_t len = 0, used = 0;
+        if (qmp_line(q, &line, &len, tv_link_now_ms(), &used))
+            return;
+        qmp_consume(q, used); /* an event nobody waits for */
+    }
+}
+
 int tv_qmp_open(tv_qmp_t *q, const char *path, int timeout_ms)
 {
     *q = (tv_qmp_t){.fd = -1};

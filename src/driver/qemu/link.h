@@ -54,6 +54,10 @@ void tv_qmp_close(tv_qmp_t *q);
  * QEMU's description in q->why.  Asynchronous events are skipped. */
 int tv_qmp_exec(tv_qmp_t *q, const char *cmd, const char *args,
                 int timeout_ms);
+/* Reads and drops the asynchronous events QEMU has sent meanwhile (every
+ * stop and resume sends two): unread, they pile up in QEMU's memory.  The
+ * last reply (q->ret) is gone after it. */
+void tv_qmp_drain(tv_qmp_t *q);
 /* A human monitor command; *out is its output (malloc'd, NUL-terminated). */
 int tv_qmp_hmp(tv_qmp_t *q, const char *line, char **out, int timeout_ms);
 /* The same as vCPU cpu sees it (for `info registers`). */

@@ -1098,6 +1098,7 @@ static int qm_wait(void *ctx, int timeout_ms, tv_stop_t *stop)
     qemu_t *q = ctx;
     int64_t deadline = tv_link_now_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
     q->held = false; /* a stop not released is released now */
+    tv_qmp_drain(&q->qmp);
     for (;;) {
         if (q->queued)
             return take_queued(q, stop);
