@@ -464,7 +464,7 @@ static const reg_slot_t x86_slots[] = {
 #undef RS_
 
 int tv_vcpu_x86_regs(struct vmi_instance *vmi, unsigned vcpu,
-                     x86_registers_t *out)
+                     x86_registers_t *out, bool all)
 {
     tv_memset(out, 0, sizeof *out);
     uint64_t probe;
@@ -473,8 +473,11 @@ int tv_vcpu_x86_regs(struct vmi_instance *vmi, unsigned vcpu,
         return rc;
     const tv_ctl_ops_t *ctl = vmi->drv.ctl;
     bool held = ctl && ctl->pause && ctl->pause(vmi->drv.ctx) == 0;
+    bool (*cheap)(void *, reg_t) = vmi->drv.vcpu->cheap;
     for (size_t i = 0; i < TV_ARRAY_LEN(x86_slots); i++) {
         uint64_t v;
+        if (!all && cheap && !cheap(vmi->drv.ctx, x86_slots[i].reg))
+            continue;
         if (get_reg(vmi, vcpu, x86_slots[i].reg, &v) == 0)
             tv_memcpy((uint8_t *)out + x86_slots[i].off, &v, sizeof v);
     }
@@ -513,7 +516,7 @@ TV_API status_t vmi_get_vcpuregs(vmi_instance_t vmi, registers_t *regs,
     tv_memset(regs, 0, sizeof *regs);
     if (vcpu > UINT32_MAX)
         return st(tv_fail(vmi, TINYVMI_ERANGE, "no vCPU %lu", vcpu));
-    return st(tv_vcpu_x86_regs(vmi, (unsigned)vcpu, &regs->x86));
+    return st(tv_vcpu_x86_regs(vmi, (unsigned)vcpu, &regs->x86, true));
 }
 
 TV_API status_t vmi_set_vcpureg(vmi_instance_t vmi, uint64_t value, reg_t reg,
@@ -543,7 +546,7 @@ TV_API status_t vmi_set_vcpuregs(vmi_instance_t vmi, registers_t *regs,
     x86_registers_t now;
     const tv_ctl_ops_t *ctl = vmi->have_drv ? vmi->drv.ctl : NULL;
     bool held = ctl && ctl->pause && ctl->pause(vmi->drv.ctx) == 0;
-    int rc = tv_vcpu_x86_regs(vmi, (unsigned)vcpu, &now);
+    int rc = tv_vcpu_x86_regs(vmi, (unsigned)vcpu, &now, true);
     if (!rc)
         rc = tv_vcpu_x86_set(vmi, (unsigned)vcpu, &now, &regs->x86);
     if (held)

@@ -542,7 +542,7 @@ static void respond(struct vmi_instance *vmi, vmi_event_t *ev,
         set_step(vmi, e->step_mask ^ (1ULL << vcpu));
     if (rsp & VMI_EVENT_RESPONSE_SET_REGISTERS && ev->x86_regs) {
         x86_registers_t now;
-        if (!tv_vcpu_x86_regs(vmi, vcpu, &now))
+        if (!tv_vcpu_x86_regs(vmi, vcpu, &now, false))
             tv_vcpu_x86_set(vmi, vcpu, &now, ev->x86_regs);
     }
     event_response_t unsupported =
@@ -699,7 +699,7 @@ static void deliver_watch(struct vmi_instance *vmi, const tv_stop_t *s)
 static int deliver(struct vmi_instance *vmi, const tv_stop_t *s)
 {
     tv_events_t *e = vmi->events;
-    int rc = tv_vcpu_x86_regs(vmi, s->vcpu, &e->regs);
+    int rc = tv_vcpu_x86_regs(vmi, s->vcpu, &e->regs, false);
     if (rc)
         return rc;
     e->dispatching = true;

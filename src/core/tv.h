@@ -61,6 +61,9 @@ typedef struct tv_vcpu_ops {
     int (*get_reg)(void *ctx, unsigned vcpu, reg_t reg, uint64_t *value);
     int (*set_reg)(void *ctx, unsigned vcpu, reg_t reg,
                    uint64_t value); /* NULL: read-only */
+    /* Optional: false for registers that cost a slow path (QEMU: the
+     * monitor); event snapshots leave those out (0). */
+    bool (*cheap)(void *ctx, reg_t reg);
 } tv_vcpu_ops_t;
 
 /* Run control: optional (dumps are never running). */
@@ -293,9 +296,10 @@ void tv_visit_free(struct vmi_instance *vmi, tv_visit_t *v);
 /* Frees the event registry (the driver drops its breakpoints itself). */
 void tv_events_free(struct vmi_instance *vmi);
 /* vCPU vcpu's registers in LibVMI's x86 layout (what the target lacks is
- * 0); the guest is held still for the reads. */
+ * 0); the guest is held still for the reads.  !all: only the registers the
+ * driver reads cheaply (event snapshots). */
 int tv_vcpu_x86_regs(struct vmi_instance *vmi, unsigned vcpu,
-                     x86_registers_t *out);
+                     x86_registers_t *out, bool all);
 /* Writes the registers of want that differ from now. */
 int tv_vcpu_x86_set(struct vmi_instance *vmi, unsigned vcpu,
                     const x86_registers_t *now, const x86_registers_t *want);

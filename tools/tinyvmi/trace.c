@@ -93,7 +93,7 @@ static event_response_t on_hit(vmi_instance_t vmi, vmi_event_t *ev)
                ev->vcpu_id, p.pid, p.name, t->sym, path[0] ? "  " : "", path);
     }
     fflush(stdout);
-    if (t->c->count && ++t->hits >= t->c->count)
+    if (++t->hits >= t->c->count && t->c->count)
         stop_flag = 1;
     return VMI_EVENT_RESPONSE_NONE;
 }

@@ -204,4 +204,5 @@ static int elf_get_reg(void *ctx, unsigned vcpu, reg_t reg, uint64_t *value)
                    "vCPU %u's notes", (unsigned long long)reg, vcpu);
 }
 
-const tv_vcpu_ops_t file_elf_vcpu_ops = {elf_vcpu_count, elf_get_reg, NULL};
+const tv_vcpu_ops_t file_elf_vcpu_ops = {elf_vcpu_count, elf_get_reg, NULL,
+                                         NULL};
