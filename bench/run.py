@@ -10,6 +10,8 @@ measuring; this prints its table and the targets, and writes
 build/bench/results.json.
   --synthetic   use the synthetic image even if the lab works
   --quick       short runs (0.05 s each instead of 0.5 s)
+  --no-live     skip the live QEMU numbers (bench/bench_live.py: attach,
+                breakpoint and single-step round trips, live RAM reads)
 """
 import argparse
 import json
@@ -238,10 +240,28 @@ def profile_bench(quick):
     return res
 
 
+LIVE_BENCH = os.path.join(ROOT, "bench", "bench_live.py")
+
+
+def live_bench(quick):
+    """The live QEMU numbers (bench/bench_live.py prints its own table):
+    attach, breakpoint and single-step round trips, live RAM reads."""
+    print("live (QEMU, TCG):", flush=True)
+    p = subprocess.run([sys.executable, LIVE_BENCH] +
+                       (["--quick"] if quick else []))
+    if p.returncode != 0:
+        print("live bench: failed (above)")
+        return None
+    with open(os.path.join(BUILD, "bench", "live.json")) as f:
+        return json.load(f)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--synthetic", action="store_true")
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--no-live", action="store_true",
+                    help="skip the live QEMU benchmark")
     args = ap.parse_args()
     if not os.path.exists(BENCH):
         sys.exit(f"{BENCH} is missing: run make bench")
@@ -254,6 +274,8 @@ def main():
     table(res, facts)
     verdicts = targets(res)
     res["profile"] = profile_bench(args.quick)
+    # Last: the live guest shares the CPUs with QEMU while it runs.
+    res["live"] = None if args.no_live else live_bench(args.quick)
     out = os.path.join(BUILD, "bench", "results.json")
     with open(out, "w") as f:
         json.dump({"source": facts["source"], **res, "targets": verdicts,

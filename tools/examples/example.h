@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,6 +158,33 @@ static inline void ex_print_hex(const unsigned char *data, size_t len)
         }
         putchar('\n');
     }
+}
+
+/* For the event examples: Ctrl-C (SIGINT), SIGTERM and SIGHUP set a flag
+ * that the vmi_events_listen loop checks between short timeouts, so the
+ * program clears its events and calls vmi_destroy, which leaves the guest
+ * running.  No SA_RESTART: a blocking call returns early.  (The flag lives
+ * in a function so that programs that do not use it carry no global.) */
+static inline volatile sig_atomic_t *ex_stop_flag(void)
+{
+    static volatile sig_atomic_t flag;
+    return &flag;
+}
+
+static inline void ex_on_signal(int sig)
+{
+    *ex_stop_flag() = sig;
+}
+
+static inline void ex_catch_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = ex_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
 }
 
 #endif
