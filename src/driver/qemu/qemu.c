@@ -309,8 +309,16 @@ static int query_state(qemu_t *q)
         rc = tv_qmp_exec(&q->qmp, "query-status", NULL, QM_TIMEOUT);
     if (rc)
         return qfail(q, rc, "query-status", q->qmp.why);
+    /* "debug": stopped by a gdb client, and there is none now (the stub
+     * takes one at a time and we are about to be it): a debugger that
+     * went away left it so; it runs again when we detach. */
     q->was_running = memmem(q->qmp.ret, q->qmp.retlen, "\"running\": true", 15) ||
                      memmem(q->qmp.ret, q->qmp.retlen, "\"running\":true", 14);
+    if (memmem(q->qmp.ret, q->qmp.retlen, "\"debug\"", 7)) {
+        tv_log(q->vmi, 1, "QEMU was stopped by a debugger that is gone: "
+               "the guest runs again when TinyVMI detaches");
+        q->was_running = true;
+    }
     return TINYVMI_OK;
 }
 
@@ -1173,9 +1181,13 @@ static void watchdog_child(int rfd, const struct sockaddr_storage *sa,
     signal(SIGTERM, SIG_IGN);
     signal(SIGHUP, SIG_IGN);
     signal(SIGPIPE, SIG_IGN);
-    for (int fd = 3; fd < 4096; fd++)
-        if (fd != rfd)
-            close(fd);
+    /* Nothing of the parent's but the pipe: above all not its gdb and QMP
+     * sockets, whose closing is what frees QEMU's gdbstub for us. */
+    if (syscall(SYS_close_range, 3, (unsigned)rfd - 1, 0) != 0 ||
+        syscall(SYS_close_range, (unsigned)rfd + 1, ~0u, 0) != 0)
+        for (int fd = 3; fd < 65536; fd++)
+            if (fd != rfd)
+                close(fd);
     char c;
     ssize_t r;
     do
