@@ -932,11 +932,27 @@ static int check_reg(qemu_t *q, reg_t reg)
     return TINYVMI_OK;
 }
 
+/* While the guest stands still nothing crosses the gdb link, so a QEMU
+ * that died would go unnoticed behind the register cache: a closed link
+ * reads as end of file at once. */
+static int check_alive(qemu_t *q)
+{
+    char c;
+    if (q->running || !tv_link_readable(q->rsp.fd, 0))
+        return TINYVMI_OK;
+    if (recv(q->rsp.fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0)
+        return tv_fail(q->vmi, TINYVMI_EIO, "QEMU closed the gdbstub "
+                       "connection (has it exited?)");
+    return TINYVMI_OK;
+}
+
 /* A register of a running guest needs a stop: take one, briefly. */
 static int qm_get_reg(void *ctx, unsigned vcpu, reg_t reg, uint64_t *value)
 {
     qemu_t *q = ctx;
-    int rc = check_reg(q, reg);
+    int rc = check_alive(q);
+    if (!rc)
+        rc = check_reg(q, reg);
     bool was = q->running;
     if (!rc)
         rc = halt(q);
@@ -1177,6 +1193,14 @@ static void watchdog_child(int rfd, const struct sockaddr_storage *sa,
                            socklen_t salen)
 {
     setsid();
+    int null = open("/dev/null", O_RDWR);
+    if (null >= 0) { /* the caller may wait for our parent's output to end */
+        dup2(null, 0);
+        dup2(null, 1);
+        dup2(null, 2);
+        if (null > 2 && null != rfd)
+            close(null);
+    }
     signal(SIGINT, SIG_IGN);
     signal(SIGTERM, SIG_IGN);
     signal(SIGHUP, SIG_IGN);
