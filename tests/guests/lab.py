@@ -7,6 +7,9 @@ Commands (NAME is a guest of the matrix, see `list`):
   snapshot NAME [--cont]   pause; regs.json, dump.elf, dump.raw, truth.json (stays paused)
   oracle NAME [--count N] [--seed S] [-o FILE]   QEMU's gva2gpa for N kernel addresses
   ensure NAME [--live]     fetch + boot + snapshot + oracle, each step only if needed
+  live NAME                a live-* guest booted and running (reused when current)
+  send NAME LINE...        a command to the guest's heartbeat on its ttyS1 (spawn,
+                           reap, ps TAG): answers appear on serial.log
   stop NAME...|all         quit QEMU (no process is left behind)
   env NAME                 shell `export` lines for tests
   hmp NAME COMMAND...      run one HMP command (debugging aid)
@@ -73,6 +76,10 @@ GUESTS = {
     "k612-4l-2c": {"kernel": "6.12", "la57": False, "smp": 2},
     "k612-5l-1c": {"kernel": "6.12", "la57": True, "smp": 1},
     "isf-4l-1c": {"kernel": "isf", "la57": False, "smp": 1},
+    # Live guests: booted and left running, never snapshotted (tests/lab/test_live.py
+    # attaches to them while they run; `live NAME` brings one up).
+    "live-k61-4l-1c": {"kernel": "6.1", "la57": False, "smp": 1, "live": True},
+    "live-k612-5l-2c": {"kernel": "6.12", "la57": True, "smp": 2, "live": True},
 }
 RAM_MIB = 256
 MODULES = {"loop": "drivers/block/loop.ko", "dummy": "drivers/net/dummy.ko"}
@@ -397,7 +404,8 @@ def initramfs_entries(k):
              ("init", x, (HERE / "init.sh").read_bytes()),
              ("tvlab/tvlab-heartbeat", x, (HERE / "tvlab-heartbeat.sh").read_bytes()),
              ("tvlab/tvlab-sleeper", x, elf),
-             ("tvlab/tvlab-idle", stat.S_IFLNK | 0o777, b"tvlab-sleeper")]
+             ("tvlab/tvlab-idle", stat.S_IFLNK | 0o777, b"tvlab-sleeper"),
+             ("tvlab/tvlab-late", stat.S_IFLNK | 0o777, b"tvlab-sleeper")]
     for m, info in k["modules"].items():
         ko = Path(info["file"]).read_bytes()
         if module_depends(ko):
@@ -535,6 +543,8 @@ def qemu_argv(name, k, initrd, gdb_spec):
             "-kernel", k["vmlinuz"], "-initrd", str(initrd), "-append", KERNEL_APPEND,
             "-nodefaults", "-display", "none", "-no-reboot",
             "-serial", f"file:{d / 'serial.log'}",
+            # ttyS1: commands for the guest's heartbeat (spawn, reap, ps)
+            "-serial", f"unix:{d / 'input.sock'},server=on,wait=off",
             "-qmp", f"unix:{d / 'qmp.sock'},server=on,wait=off",
             "-qmp", f"unix:{d / 'lab-qmp.sock'},server=on,wait=off",
             "-gdb", gdb_spec]
@@ -597,7 +607,7 @@ def wait_gone(pid, timeout):
 
 
 def cleanup_files(d):
-    for f in ("qemu.pid", "qmp.sock", "lab-qmp.sock", "gdb.sock", "ram"):
+    for f in ("qemu.pid", "qmp.sock", "lab-qmp.sock", "gdb.sock", "input.sock", "ram"):
         try:
             (d / f).unlink()
         except FileNotFoundError:
@@ -626,6 +636,7 @@ def start_qemu(name, k, initrd):
             "ram_size": RAM_MIB << 20, "ram_file": str(d / "ram"),
             "ram_map": [{"gpa": 0, "file_offset": 0, "size": RAM_MIB << 20}],
             "qmp": str(d / "qmp.sock"), "lab_qmp": str(d / "lab-qmp.sock"),
+            "input": str(d / "input.sock"),
             "gdb": gdb, "serial": str(d / "serial.log"), "qemu_argv": argv}
     return p, info
 
@@ -1188,7 +1199,11 @@ def artifacts_ok(name, count, digest):
 
 
 def cmd_ensure(name, live=False, count=1000):
-    """Artifacts from one boot; with --live, also a running QEMU that matches them."""
+    """Artifacts from one boot; with --live, also a running QEMU that matches them.
+    For a live guest: the same as `live NAME`."""
+    if GUESTS[name].get("live"):
+        cmd_live(name)
+        return
     t = time.monotonic()
     digest = current_initrd(name)
     bid = artifacts_ok(name, count, digest)
@@ -1207,6 +1222,67 @@ def cmd_ensure(name, live=False, count=1000):
     cmd_snapshot(name)
     cmd_oracle(name, count)
     log(f"{name}: ensure done in {time.monotonic() - t:.1f}s (guest left paused)")
+
+
+def cmd_live(name):
+    """A live guest up and running (booted, never snapshotted): reuses a running QEMU
+    whose boot is of the current kernel and initramfs (resuming it if a test left it
+    paused), else boots one. Returns lab.json's dict."""
+    if not GUESTS[name].get("live"):
+        raise LabError(f"{name} is a snapshot guest; live guests: "
+                       f"{', '.join(n for n, g in GUESTS.items() if g.get('live'))}")
+    digest = current_initrd(name)
+    k = kernel_info(GUESTS[name]["kernel"])
+    lab = read_json(gdir(name) / "lab.json") or {}
+    pid = qemu_pid(name)
+    if pid and lab.get("pid") == pid and lab.get("initrd_sha256") == digest and \
+            (lab.get("kernel") or {}).get("vmlinuz") == k["vmlinuz"]:
+        try:
+            q = lab_qmp(name)
+            try:
+                st = q.execute("query-status")
+                if st.get("status") == "paused":
+                    log(f"{name}: was left paused: resuming it")
+                    q.execute("cont")
+                    st = q.execute("query-status")
+            finally:
+                q.close()
+            if st.get("running"):
+                log(f"{name}: running (pid {pid}, boot {lab['boot_id'][:8]})")
+                return lab
+            log(f"{name}: QEMU is {st.get('status')}: rebooting it")
+        except LabError as e:
+            log(f"{name}: {e}: rebooting it")
+    if pid:
+        cmd_stop(name)
+    return cmd_boot(name)
+
+
+def send_input(name, line, timeout=20):
+    """One command line to the guest's heartbeat (its ttyS1, QEMU's input.sock).
+
+    QEMU hands the bytes to the guest's UART only as fast as it takes them and drops
+    what is left when the client goes, so this waits for the guest's tty to echo the
+    whole line back before closing."""
+    data = line.encode()
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    try:
+        s.connect(str(gdir(name) / "input.sock"))
+        s.sendall(data + b"\n")
+        got, deadline = b"", time.monotonic() + timeout
+        while data + b"\r\n" not in got and data + b"\n" not in got:
+            if time.monotonic() > deadline:
+                raise LabError(f"{name}: the guest did not take {line!r} "
+                               f"(echoed {got[-200:]!r})")
+            chunk = s.recv(4096)
+            if not chunk:
+                raise LabError(f"{name}: input.sock closed (echoed {got[-200:]!r})")
+            got += chunk
+    except OSError as e:
+        raise LabError(f"{name}: input.sock: {e}")
+    finally:
+        s.close()
 
 
 def cmd_env(name):
@@ -1238,7 +1314,7 @@ def cmd_status():
         pid = qemu_pid(name)
         lab = read_json(gdir(name) / "lab.json") or {}
         bid = artifacts_ok(name, 1000, lab.get("initrd_sha256"))
-        print(f"{name:12} kernel={g['kernel']:5} la57={int(g['la57'])} smp={g['smp']} "
+        print(f"{name:15} kernel={g['kernel']:5} la57={int(g['la57'])} smp={g['smp']} "
               f"{'running pid ' + str(pid) if pid else 'stopped'}"
               f"{'  artifacts ' + bid[:8] if bid else ''}")
 
@@ -1273,6 +1349,10 @@ def parse_args(argv):
     e = sub.add_parser("ensure")
     e.add_argument("name")
     e.add_argument("--live", action="store_true")
+    sub.add_parser("live").add_argument("name")
+    i = sub.add_parser("send")
+    i.add_argument("name")
+    i.add_argument("line", nargs="+")
     sub.add_parser("stop").add_argument("names", nargs="+")
     h = sub.add_parser("hmp")
     h.add_argument("name")
@@ -1297,6 +1377,10 @@ def main(argv):
         cmd_oracle(a.name, a.count, a.seed, a.output)
     elif a.cmd == "ensure":
         cmd_ensure(a.name, a.live)
+    elif a.cmd == "live":
+        cmd_live(a.name)
+    elif a.cmd == "send":
+        send_input(a.name, " ".join(a.line))
     elif a.cmd == "stop":
         for n in (GUESTS if a.names == ["all"] else a.names):
             cmd_stop(n)
