@@ -102,14 +102,24 @@ def prepare_lab():
     if needed); returns why it failed, or None."""
     lab = [sys.executable, os.path.join(ROOT, "tests", "guests", "lab.py")]
     t0 = time.time()
+    failed = []
     for args in [["fetch"]] + [["ensure", g] for g in LAB_GUESTS]:
         p = subprocess.run(lab + args, cwd=ROOT, capture_output=True,
                            text=True, timeout=1800)
         if args[0] == "ensure":
             subprocess.run(lab + ["stop", args[1]], cwd=ROOT,
                            capture_output=True, timeout=120)
+        for line in p.stderr.splitlines():
+            if "booting again" in line:
+                print(f"lab: {line.strip()}", flush=True)
         if p.returncode != 0:
-            return f"lab.py {' '.join(args)}: {p.stderr.strip()[-2000:]}"
+            # one guest's failure must not leave the others unprepared
+            failed.append(f"lab.py {' '.join(args)}: "
+                          f"{p.stderr.strip()[-2000:]}")
+            if args[0] == "fetch":
+                break
+    if failed:
+        return "\n".join(failed)
     print(f"lab ready ({time.time() - t0:.0f}s)", flush=True)
     return None
 

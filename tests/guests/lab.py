@@ -558,6 +558,13 @@ def tail(path, n=40):
     return "\n".join(lines[-n:])
 
 
+class BootDied(Exception):
+    """The guest's kernel died before READY (QEMU exits on a panic)."""
+
+
+BOOT_TRIES = 3
+
+
 def wait_ready(name, proc, timeout):
     """Wait for READY on the serial log; raise (with its tail) on error or timeout."""
     d = gdir(name)
@@ -570,7 +577,7 @@ def wait_ready(name, proc, timeout):
         if b"===TVLAB-ERROR" in text:
             raise LabError(f"{name}: guest init failed; serial tail:\n{tail(serial)}")
         if proc.poll() is not None:
-            raise LabError(f"{name}: QEMU exited ({proc.returncode}) during boot; "
+            raise BootDied(f"{name}: QEMU exited ({proc.returncode}) during boot; "
                            f"serial tail:\n"
                            f"{tail(serial)}\nqemu.log:\n{tail(d / 'qemu.log')}")
         time.sleep(0.1)
@@ -670,23 +677,42 @@ def cmd_boot(name):
     cmd_fetch(quiet=True)
     k = kernel_info(GUESTS[name]["kernel"])
     initrd, digest = ensure_initramfs(k)
-    t = time.monotonic()
-    proc, info = start_qemu(name, k, initrd)
-    info["initrd_sha256"] = digest
-    pid = proc.pid
-    log(f"{name}: booting {k['kver']} (pid {pid}, smp {info['smp']}, la57 {info['la57']})")
-    try:
-        wait_ready(name, proc, BOOT_TIMEOUT)
-        info["boot_seconds"] = round(time.monotonic() - t, 2)
-        q = lab_qmp(name)
+    # Under TCG with two vCPUs a Debian kernel now and then dies early in
+    # boot ("Oops: int3" while it patches its own code on one vCPU and runs
+    # it on the other); a guest that dies before READY is booted again,
+    # and the dead boot's console is kept beside the new one.
+    for attempt in range(1, BOOT_TRIES + 1):
+        t = time.monotonic()
+        proc, info = start_qemu(name, k, initrd)
+        info["initrd_sha256"] = digest
+        pid = proc.pid
+        log(f"{name}: booting {k['kver']} (pid {pid}, smp {info['smp']}, "
+            f"la57 {info['la57']})")
         try:
-            check_paging(name, q)
-        finally:
-            q.close()
-    except BaseException:
-        kill_qemu(name, pid)
-        cleanup_files(d)
-        raise
+            wait_ready(name, proc, BOOT_TIMEOUT)
+            info["boot_seconds"] = round(time.monotonic() - t, 2)
+            q = lab_qmp(name)
+            try:
+                check_paging(name, q)
+            finally:
+                q.close()
+            break
+        except BootDied as e:
+            kill_qemu(name, pid)
+            kept = d / f"serial.died-{attempt}.log"
+            shutil.copyfile(d / "serial.log", kept)
+            cleanup_files(d)
+            if attempt == BOOT_TRIES:
+                raise LabError(f"{e}\n(died in all {BOOT_TRIES} boots)")
+            oops = [ln for ln in tail(kept, 400).splitlines()
+                    if "Oops" in ln or "panic" in ln][:2]
+            log(f"{name}: the kernel died during boot {attempt} "
+                f"({'; '.join(oops) or 'no Oops line'}; console in "
+                f"{kept.name}): booting again")
+        except BaseException:
+            kill_qemu(name, pid)
+            cleanup_files(d)
+            raise
     write_json(d / "lab.json", info)
     log(f"{name}: READY after {info['boot_seconds']}s")
     return info
