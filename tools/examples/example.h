@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <libvmi/events.h>
 #include <libvmi/libvmi.h>
 
 typedef struct ex_opts {
@@ -174,6 +175,19 @@ static inline volatile sig_atomic_t *ex_stop_flag(void)
 static inline void ex_on_signal(int sig)
 {
     *ex_stop_flag() = sig;
+}
+
+/* Delivers events until Ctrl-C (or the flag is set otherwise); 0, or 1
+ * when listening failed. */
+static inline int ex_listen(vmi_instance_t vmi)
+{
+    while (!*ex_stop_flag()) {
+        if (vmi_events_listen(vmi, 500) != VMI_SUCCESS) {
+            printf("Error waiting for events\n");
+            return 1;
+        }
+    }
+    return 0;
 }
 
 static inline void ex_catch_signals(void)

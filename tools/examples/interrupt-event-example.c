@@ -128,14 +128,7 @@ int main(int argc, char **argv)
            sym, b.va, b.pa);
     fflush(stdout);
 
-    ret = 0;
-    while (!*ex_stop_flag()) {
-        if (vmi_events_listen(vmi, 500) != VMI_SUCCESS) {
-            printf("Error waiting for events\n");
-            ret = 1;
-            break;
-        }
-    }
+    ret = ex_listen(vmi);
     printf("Finished: %" PRIu64 " hit(s) of %s\n", b.hits, sym);
 out:
     if (armed) { /* the original byte back, with the guest standing still */

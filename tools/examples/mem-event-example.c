@@ -118,14 +118,7 @@ int main(int argc, char **argv)
            sym, va, pa, pa >> 12);
     fflush(stdout);
 
-    ret = 0;
-    while (!*ex_stop_flag()) {
-        if (vmi_events_listen(vmi, 500) != VMI_SUCCESS) {
-            printf("Error waiting for events\n");
-            ret = 1;
-            break;
-        }
-    }
+    ret = ex_listen(vmi);
     printf("Finished: %" PRIu64 " event(s)\n", w.n);
 out:
     if (registered)

@@ -76,14 +76,7 @@ int main(int argc, char **argv)
            s.max);
     fflush(stdout);
 
-    ret = 0;
-    while (!*ex_stop_flag()) {
-        if (vmi_events_listen(vmi, 500) != VMI_SUCCESS) {
-            printf("Error waiting for events\n");
-            ret = 1;
-            break;
-        }
-    }
+    ret = ex_listen(vmi);
     printf("Finished: %" PRIu64 " step(s)\n", s.n);
 out:
     if (registered)

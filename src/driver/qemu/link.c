@@ -193,6 +193,28 @@ bool tv_link_readable(int fd, int timeout_ms)
     return wait_fd(fd, POLLIN, timeout_ms) > 0;
 }
 
+/* Grows *buf to at least need bytes (doubling from first), refusing to go
+ * past max: a peer cannot make us allocate without bound. */
+static int grow(char **buf, size_t *cap, size_t need, size_t first,
+                size_t max, char *why, size_t n, const char *what)
+{
+    if (need <= *cap)
+        return TINYVMI_OK;
+    size_t ncap = *cap ? *cap : first;
+    while (ncap < need)
+        ncap *= 2;
+    if (ncap > max) {
+        snprintf(why, n, "%s longer than %zu bytes", what, max);
+        return TINYVMI_ERANGE;
+    }
+    char *p = realloc(*buf, ncap);
+    if (!p)
+        return TINYVMI_ENOMEM;
+    *buf = p;
+    *cap = ncap;
+    return TINYVMI_OK;
+}
+
 /* ---- QMP ---------------------------------------------------------------- */
 
 /* The next line, NUL-terminated in place (CR and LF dropped); *line points
@@ -211,19 +233,10 @@ static int qmp_line(tv_qmp_t *q, char **line, size_t *len,
                 q->in[--*len] = '\0';
             return TINYVMI_OK;
         }
-        if (q->inlen + 4096 > q->incap) {
-            if (q->incap >= QMP_LINE_MAX) {
-                snprintf(q->why, sizeof q->why,
-                         "QMP reply longer than %u bytes", QMP_LINE_MAX);
-                return TINYVMI_ERANGE;
-            }
-            size_t cap = q->incap ? q->incap * 2 : 65536;
-            char *p = realloc(q->in, cap);
-            if (!p)
-                return TINYVMI_ENOMEM;
-            q->in = p;
-            q->incap = cap;
-        }
+        int rc = grow(&q->in, &q->incap, q->inlen + 4096, 65536,
+                      QMP_LINE_MAX, q->why, sizeof q->why, "a QMP reply");
+        if (rc)
+            return rc;
         long r = tv_link_recv(q->fd, q->in + q->inlen, q->incap - q->inlen - 1,
                               left_ms(deadline), q->why, sizeof q->why);
         if (r < 0)
@@ -482,19 +495,10 @@ static int rsp_byte(tv_rsp_t *r, int64_t deadline)
 
 static int rsp_put(tv_rsp_t *r, char c)
 {
-    if (r->len + 2 > r->cap) {
-        if (r->cap >= RSP_PKT_MAX) {
-            snprintf(r->why, sizeof r->why, "gdbstub packet over %u bytes",
-                     RSP_PKT_MAX);
-            return TINYVMI_ERANGE;
-        }
-        size_t cap = r->cap ? r->cap * 2 : 4096;
-        char *p = realloc(r->pkt, cap);
-        if (!p)
-            return TINYVMI_ENOMEM;
-        r->pkt = p;
-        r->cap = cap;
-    }
+    int rc = grow(&r->pkt, &r->cap, r->len + 2, 4096, RSP_PKT_MAX, r->why,
+                  sizeof r->why, "a gdbstub packet");
+    if (rc)
+        return rc;
     r->pkt[r->len++] = c;
     return TINYVMI_OK;
 }
