@@ -133,12 +133,21 @@ typedef struct tv_pt_level {
 
 struct vmi_instance;
 
+/* One descriptor as a format's decode hook reads it. */
+enum { TV_PTE_INVALID, TV_PTE_TABLE, TV_PTE_PAGE };
+typedef struct tv_pte {
+    uint8_t kind;      /* TV_PTE_* */
+    uint8_t size_log2; /* TV_PTE_PAGE: the page is 1 << size_log2 bytes */
+    uint64_t addr;     /* TABLE: the next table; PAGE: the page's base */
+} tv_pte_t;
+
 typedef struct tv_pt_format {
     const char *name;   /* "IA-32e" */
     page_mode_t mode;
     uint8_t nlevels;
     uint8_t pte_size;   /* 4 or 8 bytes */
-    uint8_t va_bits;    /* 32, 48 or 57: higher VA bits must sign-extend */
+    uint8_t va_bits;    /* 32, 48 or 57: higher VA bits must sign-extend
+                           (split formats: the VA range of this half) */
     uint8_t addr_width; /* guest pointer size in bytes */
     uint64_t root_mask; /* bits of the DTB that locate the top table */
     uint64_t table_mask; /* bits of an entry that locate the next table */
@@ -148,6 +157,22 @@ typedef struct tv_pt_format {
     /* Physical base of a large page mapped by entry at level lvl; NULL:
      * the entry's table_mask bits above the page offset. */
     uint64_t (*large_base)(uint64_t entry, unsigned lvl);
+    /* The rest is for ARM; x86 leaves it zero. */
+    /* Kind, size and address of an entry at level lvl; NULL: the x86 rule
+     * (present bit, large bit at can_large levels, the last level maps). */
+    void (*decode)(const struct tv_pt_format *fmt, unsigned lvl,
+                   uint64_t entry, tv_pte_t *out);
+    /* Top table from the (root_mask'ed) DTB; NULL: the DTB itself. */
+    uint64_t (*root)(uint64_t dtb);
+    /* Entry bits [from+n-1:from] are output-address bits [to+n-1:to]
+     * (ARM's 52-bit addresses); n 0: none. */
+    struct { uint8_t from, to, n; } oa_hi;
+    /* Two VA ranges (ARM's TTBR0/TTBR1): this format is the low range,
+     * VAs below 2^va_bits; hi describes the high range, the top
+     * 2^hi->va_bits bytes of the addr_width space, and takes precedence
+     * where the two overlap (AArch32 LPAE).  hi->hi is not used.  NULL:
+     * one range, canonical by sign extension (x86). */
+    const struct tv_pt_format *hi;
 } tv_pt_format_t;
 
 typedef struct tv_walk_entry {
@@ -169,6 +194,12 @@ const tv_pt_format_t *tv_pt_format(page_mode_t mode);
  * on failure; failures set the instance's last error. */
 int tv_pt_walk(struct vmi_instance *vmi, const tv_pt_format_t *fmt,
                uint64_t dtb, uint64_t va, tv_walk_t *w);
+/* The same with the two roots of a split format (ARM's TTBR0 and TTBR1):
+ * the VA's range picks the root.  tv_pt_walk uses its one dtb for both, as
+ * LibVMI does (the caller passes the root of the half it asks about). */
+int tv_pt_walk_pair(struct vmi_instance *vmi, const tv_pt_format_t *fmt,
+                    uint64_t ttbr0, uint64_t ttbr1, uint64_t va,
+                    tv_walk_t *w);
 /* Calls cb with each virtual address at or above lo that fmt's tables at
  * dtb map onto physical address pa (cb returns nonzero to stop).  Reads at
  * most 4M entries: hostile tables end in TINYVMI_ERANGE, not a hang. */
@@ -176,6 +207,25 @@ int tv_pt_reverse(struct vmi_instance *vmi, const tv_pt_format_t *fmt,
                   uint64_t dtb, uint64_t pa, uint64_t lo,
                   int (*cb)(void *arg, uint64_t va, uint64_t page_size),
                   void *arg);
+/* ARM formats (src/arch/arm.c).  AArch64 ones are named by granule and VA
+ * bits (T0SZ = T1SZ = 64 - VA bits; the 52-bit ones also take 52-bit
+ * output addresses: FEAT_LPA2 for 4K/16K, FEAT_LPA for 64K); both ranges
+ * use the same layout.  A caller with different TTBR0/TTBR1 layouts copies
+ * one and points .hi at another. */
+typedef enum tv_pt_arm {
+    TV_PT_A64_4K_39, TV_PT_A64_4K_48, TV_PT_A64_4K_52,
+    TV_PT_A64_16K_47, TV_PT_A64_16K_48, TV_PT_A64_16K_52,
+    TV_PT_A64_64K_42, TV_PT_A64_64K_48, TV_PT_A64_64K_52,
+    TV_PT_A32_SHORT,     /* short descriptors, TTBCR.N = 0 */
+    TV_PT_A32_LPAE,      /* long descriptors, T0SZ = T1SZ = 0: TTBR0 only */
+    TV_PT_A32_LPAE_3G1G, /* T0SZ = 0, T1SZ = 2: TTBR1 maps the top 1 GiB */
+    TV_PT_ARM_COUNT
+} tv_pt_arm_t;
+const tv_pt_format_t *tv_pt_arm_format(tv_pt_arm_t which);
+/* The AArch64 format for a granule (12, 14 or 16) and VA size, or NULL. */
+const tv_pt_format_t *tv_pt_arm64_format(unsigned granule_shift,
+                                         unsigned va_bits);
+
 /* Paging mode from x86 control registers (VMI_PM_NONE when CR0.PG is 0). */
 page_mode_t tv_x86_page_mode(uint64_t cr0, uint64_t cr4, uint64_t efer);
 
