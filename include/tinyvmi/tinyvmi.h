@@ -98,6 +98,41 @@ void tinyvmi_cache_stats(vmi_instance_t vmi, tinyvmi_cache_stats_t *out);
 /** Turns the translation cache on (default) or off. */
 void tinyvmi_cache_enable(vmi_instance_t vmi, int on);
 
+/* ---- Windows crash dumps ---------------------------------------------------- */
+
+/** What a Windows crash dump's header records (addresses as the kernel
+ *  saw them). */
+typedef struct tinyvmi_crashdump {
+    uint32_t version;      /**< TINYVMI_CRASHDUMP_VERSION */
+    const char *kind;      /**< "full", "bitmap (kernel)", "bitmap
+                                (complete)", "triage" */
+    uint32_t dump_type;    /**< DumpType as stored */
+    uint32_t machine;      /**< IMAGE_FILE_MACHINE_*: 0x14c x86, 0x8664
+                                x64, 0xaa64 ARM64 */
+    uint32_t major, minor; /**< MajorVersion, MinorVersion (the build) */
+    uint32_t nprocessors;
+    addr_t dtb;            /**< DirectoryTableBase */
+    addr_t pfn_database;
+    addr_t ps_loaded_module_list;
+    addr_t ps_active_process_head;
+    addr_t kd_debugger_data_block;
+    uint32_t bugcheck_code;
+    uint64_t bugcheck_param[4];
+    uint64_t system_time;  /**< FILETIME: 100 ns since 1601 */
+    int pae;               /**< 32-bit dumps: PAE paging */
+    size_t triage_blocks;  /**< triage: kernel memory blocks saved */
+    uint32_t triage_drivers; /**< triage: entries in the driver list */
+} tinyvmi_crashdump_t;
+#define TINYVMI_CRASHDUMP_VERSION 1
+/** Fails unless the target is a Windows crash dump. */
+status_t tinyvmi_crashdump_info(vmi_instance_t vmi, tinyvmi_crashdump_t *out);
+/** A triage dump holds no physical memory, only kernel memory saved by
+ *  virtual address (and a copy of the KDBG at KdDebuggerDataBlock): reads
+ *  exactly len bytes of it; an address it did not save fails (the reason
+ *  in tinyvmi_last_error), *bytes_read says how far it got. */
+status_t tinyvmi_crashdump_read_va(vmi_instance_t vmi, addr_t va, void *buf,
+                                   size_t len, size_t *bytes_read);
+
 /* ---- Breakpoints ------------------------------------------------------------ */
 
 /** Plants a breakpoint the guest cannot see at virtual address va (QEMU:

@@ -121,8 +121,6 @@ static const struct {
     {"KDUMP   ", "kdump-compressed dumps are not supported yet"},
     {"DISKDUMP", "diskdump"},
     {"makedumpfile", "makedumpfile"},
-    {"PAGEDUMP", "Windows crash dumps"},
-    {"PAGEDU64", "Windows crash dumps"},
 };
 
 TU_TEST(file_unsupported_formats)

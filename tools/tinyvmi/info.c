@@ -64,11 +64,35 @@ static void text_vcpus(const cli_t *c)
     }
 }
 
+/* What a Windows crash dump's header records. */
+static void text_crashdump(const cli_t *c)
+{
+    tinyvmi_crashdump_t d;
+    if (tinyvmi_crashdump_info(c->vmi, &d) != VMI_SUCCESS)
+        return;
+    printf("crash dump:  %s (DumpType %u), machine 0x%x, build %u, %u "
+           "processors\n", d.kind, d.dump_type, d.machine, d.minor,
+           d.nprocessors);
+    printf("  DirectoryTableBase   0x%" PRIx64 "\n", d.dtb);
+    printf("  PsActiveProcessHead  0x%" PRIx64 "\n", d.ps_active_process_head);
+    printf("  PsLoadedModuleList   0x%" PRIx64 "\n", d.ps_loaded_module_list);
+    printf("  KdDebuggerDataBlock  0x%" PRIx64 "\n", d.kd_debugger_data_block);
+    printf("  bugcheck             0x%08x (0x%" PRIx64 ", 0x%" PRIx64
+           ", 0x%" PRIx64 ", 0x%" PRIx64 ")\n", d.bugcheck_code,
+           d.bugcheck_param[0], d.bugcheck_param[1], d.bugcheck_param[2],
+           d.bugcheck_param[3]);
+    if (!strcmp(d.kind, "triage"))
+        printf("  triage               %zu kernel memory blocks by virtual "
+               "address, %u drivers listed, no physical memory\n",
+               d.triage_blocks, d.triage_drivers);
+}
+
 static void info_text(const cli_t *c, const info_t *in)
 {
     printf("target:      %s\n", c->target);
     printf("format:      %s\n", tinyvmi_format(c->vmi));
     text_ranges(c);
+    text_crashdump(c);
     text_vcpus(c);
     if (in->mode == VMI_PM_UNKNOWN) {
         printf("page mode:   unknown (%s)\n", in->why);
@@ -111,6 +135,27 @@ static void json_vcpus(const cli_t *c)
     printf("]");
 }
 
+static void json_crashdump(const cli_t *c)
+{
+    tinyvmi_crashdump_t d;
+    if (tinyvmi_crashdump_info(c->vmi, &d) != VMI_SUCCESS)
+        return;
+    printf(",\"crashdump\":{\"kind\":");
+    cli_json_str(stdout, d.kind);
+    printf(",\"dump_type\":%u,\"machine\":%u,\"build\":%u,"
+           "\"processors\":%u,\"dtb\":\"0x%" PRIx64 "\","
+           "\"ps_active_process_head\":\"0x%" PRIx64 "\","
+           "\"ps_loaded_module_list\":\"0x%" PRIx64 "\","
+           "\"kd_debugger_data_block\":\"0x%" PRIx64 "\","
+           "\"bugcheck_code\":\"0x%x\",\"bugcheck_params\":[",
+           d.dump_type, d.machine, d.minor, d.nprocessors, d.dtb,
+           d.ps_active_process_head, d.ps_loaded_module_list,
+           d.kd_debugger_data_block, d.bugcheck_code);
+    for (unsigned i = 0; i < 4; i++)
+        printf("%s\"0x%" PRIx64 "\"", i ? "," : "", d.bugcheck_param[i]);
+    printf("],\"triage_blocks\":%zu}", d.triage_blocks);
+}
+
 static void info_json(const cli_t *c, const info_t *in)
 {
     printf("{\"target\":");
@@ -119,6 +164,7 @@ static void info_json(const cli_t *c, const info_t *in)
     cli_json_str(stdout, tinyvmi_format(c->vmi));
     printf(",");
     json_ranges(c);
+    json_crashdump(c);
     json_vcpus(c);
     if (in->mode == VMI_PM_UNKNOWN) {
         printf(",\"page_mode\":null,\"kernel_dtb\":null,"

@@ -36,10 +36,8 @@ static const file_format_t formats[] = {
     {"makedumpfile-flat", "makedumpfile", 12, NULL,
      "flattened makedumpfile dumps are not supported yet (rearrange them "
      "with makedumpfile -R)"},
-    {"windows-crash-dump", "PAGEDUMP", 8, NULL,
-     "Windows crash dumps (32-bit) are not supported yet"},
-    {"windows-crash-dump", "PAGEDU64", 8, NULL,
-     "Windows crash dumps (64-bit) are not supported yet"},
+    {"windows-crashdump", "PAGEDUMP", 8, file_crashdump_parse, NULL},
+    {"windows-crashdump", "PAGEDU64", 8, file_crashdump_parse, NULL},
 };
 
 static const file_format_t raw_format = {"raw", "", 0, file_raw_parse, NULL};
@@ -141,6 +139,11 @@ static const void *file_span(void *ctx, uint64_t off, size_t len)
 
 static const tv_mem_ops_t file_mem_ops = {file_read, NULL, file_span};
 
+tv_file_t *file_from_driver(const tv_driver_t *d)
+{
+    return d && d->mem == &file_mem_ops ? d->ctx : NULL;
+}
+
 static void file_close(void *ctx)
 {
     tv_file_t *f = ctx;
@@ -150,6 +153,7 @@ static void file_close(void *ctx)
         munmap(f->map, f->map_len);
     free(f->ranges);
     free(f->vcpus);
+    file_crashdump_free(f->cd);
     free(f);
 }
 
@@ -168,10 +172,12 @@ static int file_parse(tv_file_t *f, tv_driver_t *out)
         return rc;
     }
     *out = (tv_driver_t){
-        .name = fmt->name,
+        .name = f->name ? f->name : fmt->name,
         .ctx = f,
         .mem = &file_mem_ops,
-        .vcpu = f->nvcpus ? &file_elf_vcpu_ops : NULL,
+        .vcpu = f->vcpu_ops  ? f->vcpu_ops
+                : f->nvcpus ? &file_elf_vcpu_ops
+                            : NULL,
         .close = file_close,
         .ranges = f->ranges,
         .nranges = f->nranges,

@@ -1,6 +1,6 @@
 /*
  * Internals of the file driver, shared by file.c (open, map, detect), raw.c,
- * elf.c, elf_note.c, elf_x86.c and lime.c.
+ * elf.c, elf_note.c, elf_x86.c, lime.c and crashdump.c.
  */
 #ifndef TV_DRIVER_FILE_INT_H
 #define TV_DRIVER_FILE_INT_H
@@ -39,6 +39,9 @@ typedef struct tv_file {
     const struct file_elf_machine *mach; /* ELF: note layouts, or NULL */
     file_vcpu_t *vcpus;
     unsigned nvcpus;
+    const char *name;                /* overrides the format's, or NULL */
+    const tv_vcpu_ops_t *vcpu_ops;   /* non-ELF registers, or NULL */
+    struct tv_crashdump *cd;         /* Windows crash dumps, else NULL */
 } tv_file_t;
 
 /* ---- Common helpers (file.c) -------------------------------------------- */
@@ -64,6 +67,11 @@ int file_ranges_finish(tv_file_t *f, const char *what);
 int file_raw_parse(tv_file_t *f);
 int file_elf_parse(tv_file_t *f);
 int file_lime_parse(tv_file_t *f);
+int file_crashdump_parse(tv_file_t *f);
+void file_crashdump_free(struct tv_crashdump *cd);
+
+/* The file driver's context behind d, or NULL for another driver. */
+tv_file_t *file_from_driver(const tv_driver_t *d);
 
 /* ---- ELF notes and registers (elf_note.c, elf_<arch>.c) ----------------- */
 
