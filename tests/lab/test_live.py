@@ -495,8 +495,11 @@ def detach(name):
             if sig == signal.SIGINT:
                 check(p.returncode == 0, f"trace after SIGINT: exit "
                       f"{p.returncode}: {err}")
-            else:
-                time.sleep(2)      # the watchdog detaches for it
+            else:                  # the watchdog detaches for it
+                end = time.monotonic() + 20
+                while (g.status().get("status") != "running" and
+                       time.monotonic() < end):
+                    time.sleep(0.2)
             g.check_alive(f"after trace ended by {sig.name}")
             check(g.words("xp", fpa, 4) == text0,
                   f"do_sys_openat2's bytes changed after {sig.name}")

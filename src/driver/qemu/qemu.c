@@ -62,6 +62,7 @@ typedef struct qemu {
     tv_qmp_t qmp;
     tv_rsp_t rsp;
     char gdb[300];
+    char qmp_path[TV_LINK_ERR];
     bool kvm;
     bool was_running;        /* the run state found at attach */
     bool writable;
@@ -1189,8 +1190,59 @@ static const tv_event_ops_t qm_ev = {qm_breakpoint, qm_watchpoint, qm_step,
  * forked at attach connects to the gdbstub and detaches for it: QEMU then
  * drops every breakpoint and lets the guest run.  The child uses only
  * system calls.  A clean detach tells it to go by writing one byte. */
-static void watchdog_child(int rfd, const struct sockaddr_storage *sa,
-                           socklen_t salen)
+typedef struct wd_addr {
+    struct sockaddr_storage sa;
+    unsigned len;
+} wd_addr_t;
+
+/* Connects (retrying up to 10 s: QEMU frees a one-client socket only when
+ * it has seen the old client go), sends msg and reads until `want` has
+ * been seen `times` times or secs pass.  System calls only. */
+static bool wd_exchange(const wd_addr_t *a, const char *msg, size_t len,
+                        const char *want, int times, int secs)
+{
+    for (int tries = 0; tries < 100; tries++) {
+        int fd = socket(a->sa.ss_family, SOCK_STREAM, 0);
+        if (fd < 0)
+            return false;
+        if (connect(fd, (const struct sockaddr *)&a->sa, a->len) != 0) {
+            close(fd);
+            usleep(100000);
+            continue;
+        }
+        bool ok = write(fd, msg, len) == (ssize_t)len;
+        struct timeval tv = {secs, 0};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        char buf[4096];
+        size_t have = 0, wl = strlen(want);
+        int seen = 0;
+        ssize_t r;
+        while (ok && seen < times &&
+               (r = read(fd, buf + have, sizeof buf - 1 - have)) > 0) {
+            have += (size_t)r;
+            buf[have] = '\0';
+            for (char *p = buf; (p = strstr(p, want)); p += wl)
+                seen++;
+            if (seen < times) { /* keep a tail that may hold half a match */
+                size_t keep = have < wl ? have : wl - 1;
+                memmove(buf, buf + have - keep, keep);
+                have = keep;
+            }
+        }
+        close(fd);
+        return ok && seen >= times;
+    }
+    return false;
+}
+
+/* If this process dies without detaching (a crash, SIGKILL), a child it
+ * forked at attach detaches for it: on the gdbstub ("D": QEMU drops every
+ * breakpoint and lets the guest run), then, if the guest was running when
+ * we came, QMP's "cont" in case the guest was stopped otherwise.  The child
+ * uses only system calls.  A clean detach tells it to go by writing one
+ * byte. */
+static void watchdog_child(int rfd, const wd_addr_t *gdb, const wd_addr_t *qmp,
+                           bool was_running)
 {
     setsid();
     int null = open("/dev/null", O_RDWR);
@@ -1206,7 +1258,7 @@ static void watchdog_child(int rfd, const struct sockaddr_storage *sa,
     signal(SIGHUP, SIG_IGN);
     signal(SIGPIPE, SIG_IGN);
     /* Nothing of the parent's but the pipe: above all not its gdb and QMP
-     * sockets, whose closing is what frees QEMU's gdbstub for us. */
+     * sockets, whose closing is what frees them for us. */
     if (syscall(SYS_close_range, 3, (unsigned)rfd - 1, 0) != 0 ||
         syscall(SYS_close_range, (unsigned)rfd + 1, ~0u, 0) != 0)
         for (int fd = 3; fd < 65536; fd++)
@@ -1219,41 +1271,31 @@ static void watchdog_child(int rfd, const struct sockaddr_storage *sa,
     while (r < 0 && errno == EINTR);
     if (r == 1)
         _exit(0);
-    for (int tries = 0; tries < 100; tries++) {
-        int fd = socket(sa->ss_family, SOCK_STREAM, 0);
-        if (fd >= 0 && connect(fd, (const struct sockaddr *)sa, salen) == 0) {
-            static const char detach[] = "+$D#44";
-            if (write(fd, detach, sizeof detach - 1) < 0)
-                _exit(1);
-            struct timeval tv = {2, 0};
-            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-            char buf[64];
-            while (read(fd, buf, sizeof buf) > 0 && !memchr(buf, 'K', sizeof buf))
-                ;
-            close(fd);
-            _exit(0);
-        }
-        if (fd >= 0)
-            close(fd);
-        usleep(100000);
-    }
-    _exit(1);
+    static const char detach[] = "+$D#44";
+    bool ok = wd_exchange(gdb, detach, sizeof detach - 1, "OK", 1, 10);
+    static const char cont[] = "{\"execute\":\"qmp_capabilities\"}\n"
+                               "{\"execute\":\"cont\"}\n";
+    if (was_running)
+        ok = wd_exchange(qmp, cont, sizeof cont - 1, "\"return\"", 2, 10) &&
+             ok;
+    _exit(ok ? 0 : 1);
 }
 
 static void start_watchdog(qemu_t *q)
 {
-    struct sockaddr_storage sa;
-
+    wd_addr_t gdb, qmp;
+    char spec[TV_LINK_ERR + 8];
     int p[2];
-    unsigned salen;
-    if (tv_link_resolve(q->gdb, &sa, &salen) || pipe2(p, O_CLOEXEC) != 0) {
+    snprintf(spec, sizeof spec, "unix:%s", q->qmp_path);
+    if (tv_link_resolve(q->gdb, &gdb.sa, &gdb.len) ||
+        tv_link_resolve(spec, &qmp.sa, &qmp.len) || pipe2(p, O_CLOEXEC) != 0) {
         tv_log(q->vmi, 1, "no watchdog: a crash would leave the guest "
                "stopped");
         return;
     }
     pid_t pid = fork();
     if (pid == 0)
-        watchdog_child(p[0], &sa, salen);
+        watchdog_child(p[0], &gdb, &qmp, q->was_running);
     close(p[0]);
     if (pid < 0) {
         close(p[1]);
@@ -1323,6 +1365,7 @@ int tv_qemu_open(struct vmi_instance *vmi, const char *qmp_path,
     q->vmi = vmi;
     q->qmp.fd = q->rsp.fd = q->watchdog_fd = -1;
     q->hit_vcpu = -1;
+    snprintf(q->qmp_path, sizeof q->qmp_path, "%s", qmp_path);
     int rc = tv_qmp_open(&q->qmp, qmp_path, QM_TIMEOUT);
     if (rc)
         rc = tv_fail(vmi, rc, "QMP socket %s: %s", qmp_path, q->qmp.why);
