@@ -52,12 +52,9 @@ static void sim_close(sim_t *s)
     free(s->ram);
 }
 
-static uint64_t sim_rand(sim_t *s) /* splitmix64 */
+static uint64_t sim_rand(sim_t *s)
 {
-    uint64_t z = (s->rng += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
+    return tu_rand(&s->rng);
 }
 
 /* A zeroed block of `size` bytes aligned to its size; its physical

@@ -90,4 +90,14 @@ extern int tu_failures;
         }                                                               \
     } while (0)
 
+/* splitmix64: a small reproducible generator for tests that build random
+ * tables (the state is the caller's). */
+static inline uint64_t tu_rand(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
 #endif
