@@ -103,12 +103,36 @@ static int set_step(struct vmi_instance *vmi, uint64_t mask)
 
 /* ---- Breakpoints (TinyVMI) ------------------------------------------------------ */
 
-static int kernel_dtb(struct vmi_instance *vmi, uint64_t *dtb)
+typedef struct aliases {
+    uint64_t va[EV_MAX_ALIASES];
+    size_t n;
+} aliases_t;
+
+static int add_va(void *arg, uint64_t va, uint64_t page_size)
 {
+    aliases_t *a = arg;
+    (void)page_size;
+    a->va[a->n++] = va;
+    return a->n == TV_ARRAY_LEN(a->va);
+}
+
+/* The kernel virtual addresses (up to EV_MAX_ALIASES) that map physical
+ * address pa: breakpoints and watchpoints match virtual addresses, as the
+ * CPU does, so an event on a physical address is one on each of them. */
+static int kernel_aliases(struct vmi_instance *vmi, uint64_t pa,
+                          aliases_t *a)
+{
+    a->n = 0;
     if (!vmi->pt)
         return tv_fail(vmi, TINYVMI_ESTATE, "paging is not set up");
-    *dtb = vmi->kdtb;
-    return TINYVMI_OK;
+    uint64_t lo = vmi->pt->addr_width == 4 ? 0
+                : ~0ULL << (vmi->pt->va_bits - 1);
+    int rc = tv_pt_reverse(vmi, vmi->pt, vmi->kdtb, pa, lo, add_va, a);
+    if (!rc && !a->n)
+        rc = tv_fail(vmi, TINYVMI_ENOENT, "no kernel virtual address maps "
+                     "physical 0x%llx (%s matches virtual addresses)",
+                     (unsigned long long)pa, vmi->drv.name);
+    return rc;
 }
 
 static int add_bp(struct vmi_instance *vmi, const ev_bp_t *bp)
@@ -137,38 +161,15 @@ TV_API status_t tinyvmi_set_breakpoint(vmi_instance_t vmi, addr_t va,
     return st(rc ? rc : add_bp(vmi, &bp));
 }
 
-typedef struct aliases {
-    uint64_t va[16];
-    size_t n;
-} aliases_t;
-
-static int add_va(void *arg, uint64_t va, uint64_t page_size)
-{
-    aliases_t *a = arg;
-    (void)page_size;
-    a->va[a->n++] = va;
-    return a->n == TV_ARRAY_LEN(a->va);
-}
-
-/* A breakpoint by physical address is one at every kernel virtual address
- * that maps it: the gdbstub (like the CPU) matches virtual addresses. */
+/* A breakpoint by physical address: one at each kernel alias. */
 TV_API status_t tinyvmi_set_breakpoint_pa(vmi_instance_t vmi, addr_t pa)
 {
     if (!vmi)
         return VMI_FAILURE;
     aliases_t a = {.n = 0};
-    uint64_t dtb = 0;
     int rc = need_events(vmi);
     if (!rc)
-        rc = kernel_dtb(vmi, &dtb);
-    if (!rc) {
-        uint64_t lo = vmi->pt->addr_width == 4 ? 0
-                    : ~0ULL << (vmi->pt->va_bits - 1);
-        rc = tv_pt_reverse(vmi, vmi->pt, dtb, pa, lo, add_va, &a);
-    }
-    if (!rc && !a.n)
-        rc = tv_fail(vmi, TINYVMI_ENOENT, "no kernel virtual address maps "
-                     "physical 0x%llx", (unsigned long long)pa);
+        rc = kernel_aliases(vmi, pa, &a);
     size_t set = 0;
     for (; !rc && set < a.n; set++) {
         ev_bp_t bp = {a.va[set], 0, pa, true};
@@ -219,14 +220,6 @@ TV_API status_t tinyvmi_clear_breakpoint_pa(vmi_instance_t vmi, addr_t pa)
 
 /* ---- Memory events ----------------------------------------------------------------- */
 
-static int add_alias(void *arg, uint64_t va, uint64_t page_size)
-{
-    ev_watch_t *w = arg;
-    (void)page_size;
-    w->va[w->nva++] = va & ~(uint64_t)(EV_PAGE - 1);
-    return w->nva == EV_MAX_ALIASES;
-}
-
 static void watch_off(struct vmi_instance *vmi, ev_watch_t *w)
 {
     for (size_t i = 0; i < w->nva; i++)
@@ -251,20 +244,16 @@ static int register_mem(struct vmi_instance *vmi, vmi_event_t *ev)
         return tv_fail(vmi, TINYVMI_ENOTSUP, "memory access 0x%x: %s watches "
                        "reads and writes (execution: use a breakpoint)",
                        (unsigned)acc, vmi->drv.name);
-    uint64_t dtb = 0;
-    int rc = kernel_dtb(vmi, &dtb);
+    aliases_t a;
+    int rc = kernel_aliases(vmi, m->gfn << 12, &a);
     if (!rc)
         rc = grow(vmi, (void **)&e->w, &e->capw, e->nw, sizeof *e->w);
     if (rc)
         return rc;
     ev_watch_t *w = &e->w[e->nw];
-    *w = (ev_watch_t){.ev = ev, .gfn = m->gfn, .access = acc};
-    uint64_t lo = vmi->pt->addr_width == 4 ? 0 : ~0ULL << (vmi->pt->va_bits - 1);
-    rc = tv_pt_reverse(vmi, vmi->pt, dtb, m->gfn << 12, lo, add_alias, w);
-    if (!rc && !w->nva)
-        rc = tv_fail(vmi, TINYVMI_ENOENT, "no kernel virtual address maps "
-                     "gfn 0x%llx: %s watches virtual addresses",
-                     (unsigned long long)m->gfn, vmi->drv.name);
+    *w = (ev_watch_t){.ev = ev, .gfn = m->gfn, .access = acc, .nva = a.n};
+    for (size_t i = 0; i < a.n; i++)
+        w->va[i] = a.va[i] & ~(uint64_t)(EV_PAGE - 1);
     size_t set = 0;
     for (; !rc && set < w->nva; set++)
         rc = vmi->drv.ev->watchpoint(vmi->drv.ctx, w->va[set], EV_PAGE, acc,

@@ -16,6 +16,7 @@
 
 #include "core/tv.h"
 #include "driver/qemu/link.h"
+#include "driver/qemu/parse.h"
 #include "profile/json.h"
 
 #define QMP_LINE_MAX (64u << 20) /* `info mtree` of a big machine fits */
@@ -503,13 +504,6 @@ static int rsp_put(tv_rsp_t *r, char c)
     return TINYVMI_OK;
 }
 
-static int hexval(int c)
-{
-    return c >= '0' && c <= '9' ? c - '0'
-         : c >= 'a' && c <= 'f' ? c - 'a' + 10
-         : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-}
-
 int tv_rsp_send(tv_rsp_t *r, int timeout_ms, const char *fmt, ...)
 {
     char body[4096 + 8];
@@ -588,8 +582,8 @@ int tv_rsp_recv(tv_rsp_t *r, int timeout_ms)
         if ((rc = rsp_put(r, '\0'))) /* room for the terminator */
             return rc;
         r->len--;
-        bool ok = hexval(h) >= 0 && hexval(l) >= 0 &&
-                  (unsigned)(hexval(h) << 4 | hexval(l)) == (sum & 0xff);
+        const char cs[2] = {(char)h, (char)l};
+        bool ok = tv_gdb_hex_byte(cs) == (int)(sum & 0xff);
         if (r->noack)
             return TINYVMI_OK;
         int rc2 = tv_link_send(r->fd, ok ? "+" : "-", 1, left_ms(deadline),

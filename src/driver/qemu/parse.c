@@ -276,7 +276,7 @@ unsigned tv_qemu_info_regs(const char *text, uint64_t *out, uint8_t *valid)
 
 /* ---- Stop replies -------------------------------------------------------------- */
 
-static int hex2(const char *p)
+int tv_gdb_hex_byte(const char *p)
 {
     int v = 0;
     for (int i = 0; i < 2; i++) {
@@ -297,7 +297,7 @@ int tv_gdb_stop(const char *pkt, tv_gdb_stop_t *out)
     if (k != 'T' && k != 'S' && k != 'W' && k != 'X')
         return TINYVMI_EFORMAT;
     out->kind = k;
-    int sig = pkt[1] ? hex2(pkt + 1) : -1;
+    int sig = pkt[1] ? tv_gdb_hex_byte(pkt + 1) : -1;
     if (sig < 0)
         return TINYVMI_EFORMAT;
     out->signal = (unsigned)sig;

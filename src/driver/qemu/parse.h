@@ -45,6 +45,9 @@ int tv_gdb_xml(const char *xml, long *num,
  * (TINYVMI_NREGS entries); returns how many were found. */
 unsigned tv_qemu_info_regs(const char *text, uint64_t *out, uint8_t *valid);
 
+/* Two hex digits at p as a byte, or -1 (also at a NUL). */
+int tv_gdb_hex_byte(const char *p);
+
 /* A stop reply: 'T'/'S' with signal, thread and watchpoint; 'W'/'X' are
  * exits.  Fields not present stay as initialised by the caller. */
 typedef struct tv_gdb_stop {

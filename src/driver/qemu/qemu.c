@@ -300,22 +300,51 @@ static int open_gdbstub(qemu_t *q)
     return rc;
 }
 
-static int query_state(qemu_t *q)
+/* A member of the last reply's "return" object; false if absent. */
+static bool qmp_member(qemu_t *q, const char *key, tv_jval_t *v)
 {
-    int rc = tv_qmp_exec(&q->qmp, "query-kvm", NULL, QM_TIMEOUT);
-    if (!rc)
-        q->kvm = memmem(q->qmp.ret, q->qmp.retlen, "\"enabled\": true", 15) ||
-                 memmem(q->qmp.ret, q->qmp.retlen, "\"enabled\":true", 14);
-    if (!rc)
-        rc = tv_qmp_exec(&q->qmp, "query-status", NULL, QM_TIMEOUT);
+    tv_json_t j;
+    tv_jval_t k;
+    tv_json_init(&j, q->qmp.ret, q->qmp.retlen);
+    if (tv_json_next(&j, v) || v->type != TV_J_OBJ)
+        return false;
+    while (tv_json_key(&j, &k) > 0) {
+        if (tv_json_eq(&k, key))
+            return tv_json_next(&j, v) == 0;
+        if (tv_json_skip(&j))
+            return false;
+    }
+    return false;
+}
+
+/* QEMU's run state ("running", "paused", "debug", ...) into buf. */
+static int run_state(qemu_t *q, char *buf, size_t cap)
+{
+    tv_jval_t v;
+    int rc = tv_qmp_exec(&q->qmp, "query-status", NULL, QM_TIMEOUT);
     if (rc)
         return qfail(q, rc, "query-status", q->qmp.why);
+    if (!qmp_member(q, "status", &v) || v.type != TV_J_STR || v.len >= cap)
+        return tv_fail(q->vmi, TINYVMI_EFORMAT, "query-status: no status");
+    buf[tv_json_decode(&v, buf, cap - 1)] = '\0';
+    return TINYVMI_OK;
+}
+
+static int query_state(qemu_t *q)
+{
+    tv_jval_t v;
+    char state[32];
+    int rc = tv_qmp_exec(&q->qmp, "query-kvm", NULL, QM_TIMEOUT);
+    if (rc)
+        return qfail(q, rc, "query-kvm", q->qmp.why);
+    q->kvm = qmp_member(q, "enabled", &v) && v.type == TV_J_TRUE;
+    if ((rc = run_state(q, state, sizeof state)))
+        return rc;
+    q->was_running = !strcmp(state, "running");
     /* "debug": stopped by a gdb client, and there is none now (the stub
      * takes one at a time and we are about to be it): a debugger that
      * went away left it so; it runs again when we detach. */
-    q->was_running = memmem(q->qmp.ret, q->qmp.retlen, "\"running\": true", 15) ||
-                     memmem(q->qmp.ret, q->qmp.retlen, "\"running\":true", 14);
-    if (memmem(q->qmp.ret, q->qmp.retlen, "\"debug\"", 7)) {
+    if (!strcmp(state, "debug")) {
         tv_log(q->vmi, 1, "QEMU was stopped by a debugger that is gone: "
                "the guest runs again when TinyVMI detaches");
         q->was_running = true;
@@ -482,10 +511,11 @@ static int walk_xml(xml_walk_t *w, const char *annex)
 static int settle(qemu_t *q)
 {
     for (int i = 0; q->was_running && i < 200; i++) {
-        int rc = tv_qmp_exec(&q->qmp, "query-status", NULL, QM_TIMEOUT);
+        char state[32];
+        int rc = run_state(q, state, sizeof state);
         if (rc)
-            return qfail(q, rc, "query-status", q->qmp.why);
-        if (!memmem(q->qmp.ret, q->qmp.retlen, "true", 4))
+            return rc;
+        if (strcmp(state, "running"))
             break;
         usleep(10000);
     }
@@ -568,12 +598,9 @@ static uint64_t hex_le(const char *p, size_t bytes, bool *ok)
     uint64_t v = 0;
     *ok = strlen(p) >= bytes * 2;
     for (size_t i = 0; *ok && i < bytes; i++) {
-        int h = p[2 * i], l = p[2 * i + 1];
-        int hv = h >= 'a' ? h - 'a' + 10 : h >= 'A' ? h - 'A' + 10 : h - '0';
-        int lv = l >= 'a' ? l - 'a' + 10 : l >= 'A' ? l - 'A' + 10 : l - '0';
-        if (hv < 0 || hv > 15 || lv < 0 || lv > 15)
-            *ok = false;
-        v |= (uint64_t)(hv << 4 | lv) << (8 * i);
+        int b = tv_gdb_hex_byte(p + 2 * i);
+        *ok = b >= 0;
+        v |= (uint64_t)(b < 0 ? 0 : b) << (8 * i);
     }
     return v;
 }
@@ -853,6 +880,21 @@ static int run(qemu_t *q)
     return TINYVMI_OK;
 }
 
+/* What needs the guest standing still takes a brief stop: hold() stops a
+ * running guest and says whether it ran; let_go() runs it again then and
+ * returns the first failure. */
+static int hold(qemu_t *q, bool *was)
+{
+    *was = q->running;
+    return halt(q);
+}
+
+static int let_go(qemu_t *q, bool was, int rc)
+{
+    int rc2 = was ? run(q) : TINYVMI_OK;
+    return rc ? rc : rc2;
+}
+
 /* ---- Capability groups -------------------------------------------------------- */
 
 static int qm_read(void *ctx, uint64_t pa, uint64_t off, void *buf, size_t len)
@@ -872,8 +914,8 @@ static int qm_read(void *ctx, uint64_t pa, uint64_t off, void *buf, size_t len)
 static int write_through_gdb(qemu_t *q, uint64_t pa, const uint8_t *buf,
                              size_t len)
 {
-    bool was = q->running;
-    int rc = halt(q);
+    bool was;
+    int rc = hold(q, &was);
     size_t chunk = (q->rsp.max_pkt - 64) / 2;
     char *cmd = malloc(64 + 2 * chunk);
     if (!cmd)
@@ -888,11 +930,7 @@ static int write_through_gdb(qemu_t *q, uint64_t pa, const uint8_t *buf,
         done += n;
     }
     free(cmd);
-    if (was) {
-        int rc2 = run(q);
-        rc = rc ? rc : rc2;
-    }
-    return rc;
+    return let_go(q, was, rc);
 }
 
 static int qm_write(void *ctx, uint64_t pa, uint64_t off, const void *buf,
@@ -954,16 +992,12 @@ static int qm_get_reg(void *ctx, unsigned vcpu, reg_t reg, uint64_t *value)
     int rc = check_alive(q);
     if (!rc)
         rc = check_reg(q, reg);
-    bool was = q->running;
+    bool was = false;
     if (!rc)
-        rc = halt(q);
+        rc = hold(q, &was);
     if (!rc)
         rc = stopped_reg(q, vcpu, reg, value);
-    if (was) {
-        int rc2 = run(q);
-        rc = rc ? rc : rc2;
-    }
-    return rc;
+    return let_go(q, was, rc);
 }
 
 static int qm_set_reg(void *ctx, unsigned vcpu, reg_t reg, uint64_t value)
@@ -974,9 +1008,9 @@ static int qm_set_reg(void *ctx, unsigned vcpu, reg_t reg, uint64_t value)
         return tv_fail(q->vmi, TINYVMI_ENOTSUP, "register %llu: QEMU's "
                        "monitor shows it, its gdbstub cannot write it",
                        (unsigned long long)reg);
-    bool was = q->running;
+    bool was = false;
     if (!rc)
-        rc = halt(q);
+        rc = hold(q, &was);
     if (!rc)
         rc = select_thread(q, vcpu);
     if (!rc) {
@@ -989,11 +1023,7 @@ static int qm_set_reg(void *ctx, unsigned vcpu, reg_t reg, uint64_t value)
     }
     if (!rc)
         q->rvalid[(size_t)vcpu * TINYVMI_NREGS + reg] = 0;
-    if (was) {
-        int rc2 = run(q);
-        rc = rc ? rc : rc2;
-    }
-    return rc;
+    return let_go(q, was, rc);
 }
 
 /* Registers the gdbstub carries come with the one 'g' of a stop; the rest
@@ -1033,15 +1063,11 @@ static const tv_ctl_ops_t qm_ctl = {qm_pause, qm_resume};
 /* Changes breakpoints only while the guest stands still. */
 static int with_guest_stopped(qemu_t *q, const qm_point_t *p, bool on)
 {
-    bool was = q->running;
-    int rc = halt(q);
+    bool was;
+    int rc = hold(q, &was);
     if (!rc)
         rc = point(q, p, on);
-    if (was) {
-        int rc2 = run(q);
-        rc = rc ? rc : rc2;
-    }
-    return rc;
+    return let_go(q, was, rc);
 }
 
 static int set_point(qemu_t *q, qm_point_t p, bool on)
@@ -1113,12 +1139,10 @@ static int qm_step(void *ctx, uint64_t vcpus)
         return TINYVMI_OK;
     /* A running guest was sent "continue": stop it so that the next run
      * carries the new stepping. */
-    bool was = q->running;
-    int rc = halt(q);
+    bool was;
+    int rc = hold(q, &was);
     q->step_mask = vcpus;
-    if (was && !rc)
-        rc = run(q);
-    return rc;
+    return let_go(q, was, rc);
 }
 
 static int take_queued(qemu_t *q, tv_stop_t *stop)
