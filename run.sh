@@ -11,9 +11,10 @@ PACKAGES=(
     make gcc libc6-dev binutils          # build
     clang libclang-rt-14-dev             # fuzz targets (libFuzzer)
     python3                              # test runner, guest lab
-    qemu-system-x86 qemu-utils           # the guest lab
+    qemu-system-x86 qemu-system-arm qemu-utils  # the guest lab (x86, ARM)
     busybox-static cpio gzip xz-utils zstd kmod  # guest initramfs
     liblzma-dev zlib1g-dev libzstd-dev liblz4-dev  # .xz profiles, vmlinuz
+    libdw-dev                            # DWARF profiles (tinyvmi profile)
     pkgconf ca-certificates
 )
 
