@@ -86,6 +86,14 @@ status_t tinyvmi_range_get(vmi_instance_t vmi, size_t i, tinyvmi_range_t *out);
 /** Sets the page mode and kernel page-table root by hand, e.g. for a raw
  *  dump that carries no registers.  Flushes cached translations. */
 status_t tinyvmi_set_paging(vmi_instance_t vmi, page_mode_t mode, addr_t dtb);
+/** ARM paging by hand: the translation regime that mode's control register
+ *  selects (VMI_PM_AARCH64: TCR_EL1's granules and T0SZ/T1SZ, 52-bit
+ *  addresses with DS or IPS; VMI_PM_AARCH32: TTBCR's short descriptors or
+ *  LPAE split), with dtb the kernel's table (TTBR1, or TTBR0 when one
+ *  range maps everything).  Walks pick TTBR0's or TTBR1's layout by the
+ *  address, through the one dtb given (as LibVMI does). */
+status_t tinyvmi_set_paging_arm(vmi_instance_t vmi, page_mode_t mode,
+                                uint64_t tcr, addr_t dtb);
 
 /** The page mode's name ("IA-32e", "LA57", "PAE", ...). */
 const char *tinyvmi_page_mode_name(page_mode_t mode);

@@ -199,3 +199,116 @@ const tv_pt_format_t *tv_pt_arm64_format(unsigned granule_shift,
     }
     return NULL;
 }
+
+/* ---- Formats from the translation control registers ------------------------ */
+
+/* One VMSAv8-64 range: granule 2^g, vab-bit VAs, 52-bit output addresses
+ * when oa52 (FEAT_LPA2 for 4K/16K, FEAT_LPA for 64K).  Levels are counted
+ * from the page up; the top level takes what is left of the VA bits. */
+static int a64_range(unsigned g, unsigned vab, bool oa52, tv_pt_format_t *f)
+{
+    static const char *const names[] = {"AArch64 4K", "AArch64 16K",
+                                        "AArch64 64K"};
+    unsigned stride = g - 3;
+    unsigned max = oa52 ? 52 : 48;
+    if (vab < 25 || vab > max)
+        return TINYVMI_ERANGE;
+    unsigned n = (vab - g + stride - 1) / stride;
+    unsigned top = vab - g - (n - 1) * stride;
+    *f = (tv_pt_format_t){
+        .name = names[(g - 12) / 2], .mode = VMI_PM_AARCH64,
+        .nlevels = (uint8_t)n, .pte_size = 8, .va_bits = (uint8_t)vab,
+        .addr_width = 8, .present = 1, .decode = long_decode,
+        .root_mask = MASK(47, top + 3 > 6 || !oa52 ? top + 3 : 6),
+        .table_mask = OA48 & ~(BIT(g) - 1),
+    };
+    if (oa52) {
+        f->root_mask |= MASK(5, 2);
+        f->root = root52;
+        if (g == 16) { /* LPA: bits 15:12 are OA 51:48 */
+            f->oa_hi.from = 12, f->oa_hi.to = 48, f->oa_hi.n = 4;
+        } else { /* LPA2: bits 9:8 are OA 51:50 */
+            f->oa_hi.from = 8, f->oa_hi.to = 50, f->oa_hi.n = 2;
+            f->table_mask = MASK(49, g);
+        }
+    }
+    static const char *const lv[] = {"L-1", "L0", "L1", "L2", "L3"};
+    for (unsigned i = 0; i < n; i++) {
+        unsigned level = 5 - n + i; /* ARM's level number + 1: the last
+                                        level is always level 3 */
+        tv_pt_level_t *l = &f->level[i];
+        l->shift = (uint8_t)(g + stride * (n - 1 - i));
+        l->bits = (uint8_t)(i ? stride : top);
+        /* Blocks: level 2 always, level 1 with 4K (and 52-bit 16K/64K),
+         * level 0 with 52-bit 4K. */
+        l->can_large = level == 3 || (level == 2 && (g == 12 || oa52)) ||
+                       (level == 1 && g == 12 && oa52);
+        tv_memcpy(l->name, lv[level], tv_strlen(lv[level]) + 1);
+    }
+    return TINYVMI_OK;
+}
+
+int tv_pt_arm64_from_tcr(uint64_t tcr, tv_pt_format_t out[2])
+{
+    /* TG0 (15:14): 0 4K, 1 64K, 2 16K; TG1 (31:30): 1 16K, 2 4K, 3 64K. */
+    static const uint8_t tg0[4] = {12, 16, 14, 0};
+    static const uint8_t tg1[4] = {0, 14, 12, 16};
+    unsigned g0 = tg0[tcr >> 14 & 3], g1 = tg1[tcr >> 30 & 3];
+    unsigned t0sz = tcr & 0x3f, t1sz = tcr >> 16 & 0x3f;
+    bool ds = tcr >> 59 & 1;           /* FEAT_LPA2's 52-bit descriptors */
+    bool ips52 = (tcr >> 32 & 7) == 6; /* 64K with FEAT_LPA */
+    if (!g0 || !g1)
+        return TINYVMI_EFORMAT;
+    int rc = a64_range(g0, 64 - t0sz, g0 == 16 ? ips52 : ds, &out[0]);
+    if (!rc)
+        rc = a64_range(g1, 64 - t1sz, g1 == 16 ? ips52 : ds, &out[1]);
+    if (rc)
+        return rc;
+    out[0].hi = &out[1];
+    out[1].hi = &out[1];
+    return TINYVMI_OK;
+}
+
+/* One AArch32 LPAE range of vab-bit VAs (32 - TnSZ). */
+static void lpae_range(unsigned vab, tv_pt_format_t *f)
+{
+    *f = a32_lpae;
+    f->va_bits = (uint8_t)vab;
+    if (vab > 30) {
+        f->level[0].bits = (uint8_t)(vab - 30);
+        f->root_mask = MASK(39, vab - 30 + 3 > 5 ? vab - 30 + 3 : 5);
+        return;
+    }
+    f->name = "AArch32 LPAE TTBR1";
+    f->nlevels = 2;
+    f->level[0] = a32_lpae.level[1];
+    f->level[1] = a32_lpae.level[2];
+    f->level[0].bits = (uint8_t)(vab - 21);
+    f->root_mask = MASK(39, vab - 21 + 3 > 5 ? vab - 21 + 3 : 5);
+}
+
+int tv_pt_arm32_from_ttbcr(uint64_t ttbcr, tv_pt_format_t out[2])
+{
+    if (!(ttbcr >> 31 & 1)) {
+        if (ttbcr & 7) /* TTBCR.N > 0: TTBR0 maps only the low 2^(32-N) */
+            return TINYVMI_ENOTSUP;
+        out[0] = a32_short;
+        out[0].hi = &out[0];
+        return TINYVMI_OK;
+    }
+    unsigned t0sz = ttbcr & 7, t1sz = ttbcr >> 16 & 7;
+    if (!t1sz) {
+        /* TTBR1 maps nothing of its own unless TTBR0's range ends below
+         * 4 GiB; that layout (no range at the top) has no table here. */
+        if (t0sz)
+            return TINYVMI_ENOTSUP;
+        out[0] = a32_lpae;
+        out[0].hi = &out[0];
+        return TINYVMI_OK;
+    }
+    lpae_range(32 - t0sz, &out[0]);
+    lpae_range(32 - t1sz, &out[1]);
+    out[0].hi = &out[1];
+    out[1].hi = &out[1];
+    return TINYVMI_OK;
+}

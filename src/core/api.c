@@ -62,7 +62,11 @@ static int resolve(struct vmi_instance *vmi, const access_context_t *ctx,
     case VMI_TM_PROCESS_DTB:
         t->dtb = ctx->dtb;
         if (ctx->pm != VMI_PM_UNKNOWN) {
-            t->fmt = tv_pt_format(ctx->pm);
+            /* ARM modes name a family: the instance's format is the one
+             * its registers or its OS layer chose. */
+            t->fmt = vmi->pt && ctx->pm == vmi->page_mode
+                         ? vmi->pt
+                         : tv_pt_format(ctx->pm);
             if (!t->fmt)
                 return tv_fail(vmi, TINYVMI_ENOTSUP,
                                "page mode %d is not supported", (int)ctx->pm);
@@ -332,23 +336,63 @@ TV_API void vmi_v2pcache_flush(vmi_instance_t vmi, addr_t dtb)
 
 /* ---- Paging set-up --------------------------------------------------------------- */
 
-static int set_paging(struct vmi_instance *vmi, page_mode_t mode, uint64_t dtb)
+int tv_set_paging_fmt(struct vmi_instance *vmi, const tv_pt_format_t *fmt,
+                      uint64_t dtb)
 {
-    const tv_pt_format_t *fmt = tv_pt_format(mode);
-    if (!fmt)
-        return tv_fail(vmi, TINYVMI_ENOTSUP, "page mode %s is not supported",
-                       tinyvmi_page_mode_name(mode));
-    vmi->page_mode = mode;
+    vmi->page_mode = fmt->mode;
     vmi->pt = fmt;
     vmi->kdtb = dtb & fmt->root_mask;
     tv_cache_flush(&vmi->v2p);
     return TINYVMI_OK;
 }
 
+static int set_paging(struct vmi_instance *vmi, page_mode_t mode, uint64_t dtb)
+{
+    const tv_pt_format_t *fmt = tv_pt_format(mode);
+    if (!fmt)
+        return tv_fail(vmi, TINYVMI_ENOTSUP, "page mode %s is not supported",
+                       tinyvmi_page_mode_name(mode));
+    return tv_set_paging_fmt(vmi, fmt, dtb);
+}
+
 TV_API status_t tinyvmi_set_paging(vmi_instance_t vmi, page_mode_t mode,
                                    addr_t dtb)
 {
     return vmi ? st(set_paging(vmi, mode, dtb)) : VMI_FAILURE;
+}
+
+static int set_paging_arm(struct vmi_instance *vmi, page_mode_t mode,
+                          uint64_t tcr, uint64_t dtb)
+{
+    tv_pt_format_t f[2];
+    int rc = mode == VMI_PM_AARCH64   ? tv_pt_arm64_from_tcr(tcr, f)
+             : mode == VMI_PM_AARCH32 ? tv_pt_arm32_from_ttbcr(tcr, f)
+                                      : TINYVMI_EINVAL;
+    if (rc == TINYVMI_EINVAL)
+        return tv_fail(vmi, rc, "page mode %s is not an ARM mode",
+                       tinyvmi_page_mode_name(mode));
+    if (rc)
+        return tv_fail(vmi, rc, "%s 0x%llx selects no translation regime "
+                       "TinyVMI walks (%s)",
+                       mode == VMI_PM_AARCH64 ? "TCR_EL1" : "TTBCR",
+                       (unsigned long long)tcr,
+                       rc == TINYVMI_EFORMAT  ? "a reserved granule"
+                       : rc == TINYVMI_ERANGE ? "a TnSZ out of range"
+                                              : "an AArch32 split Linux "
+                                                "does not use");
+    /* out[0].hi points into f: re-point it into the instance. */
+    bool two = f[0].hi != &f[0];
+    vmi->pt_arm[0] = f[0];
+    vmi->pt_arm[1] = f[1];
+    vmi->pt_arm[0].hi = two ? &vmi->pt_arm[1] : &vmi->pt_arm[0];
+    vmi->pt_arm[1].hi = &vmi->pt_arm[1];
+    return tv_set_paging_fmt(vmi, &vmi->pt_arm[0], dtb);
+}
+
+TV_API status_t tinyvmi_set_paging_arm(vmi_instance_t vmi, page_mode_t mode,
+                                       uint64_t tcr, addr_t dtb)
+{
+    return vmi ? st(set_paging_arm(vmi, mode, tcr, dtb)) : VMI_FAILURE;
 }
 
 static int get_reg(struct vmi_instance *vmi, unsigned vcpu, reg_t reg,
@@ -373,6 +417,21 @@ static int get_reg(struct vmi_instance *vmi, unsigned vcpu, reg_t reg,
 static int paging_from_vcpu(struct vmi_instance *vmi)
 {
     uint64_t cr0, cr3, cr4, efer;
+    if (vmi->drv.arch == VMI_ARCH_ARM64 || vmi->drv.arch == VMI_ARCH_ARM32) {
+        /* The kernel's half: TTBR1 (AArch32 with one range: TTBR0). */
+        uint64_t tcr, ttbr;
+        bool a64 = vmi->drv.arch == VMI_ARCH_ARM64;
+        int rc = get_reg(vmi, 0, TCR_EL1, &tcr);
+        if (!rc)
+            rc = get_reg(vmi, 0, TTBR1, &ttbr);
+        if (!rc && !a64 && !(tcr >> 31 & 1))
+            rc = get_reg(vmi, 0, TTBR0, &ttbr);
+        if (rc)
+            return tv_fail(vmi, rc, "no paging: vCPU 0's translation "
+                           "registers: %s", vmi->last_error);
+        return set_paging_arm(vmi, a64 ? VMI_PM_AARCH64 : VMI_PM_AARCH32,
+                              tcr, ttbr);
+    }
     int rc = get_reg(vmi, 0, CR0, &cr0);
     if (!rc)
         rc = get_reg(vmi, 0, CR4, &cr4);

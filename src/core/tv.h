@@ -225,7 +225,19 @@ const tv_pt_format_t *tv_pt_arm_format(tv_pt_arm_t which);
 /* The AArch64 format for a granule (12, 14 or 16) and VA size, or NULL. */
 const tv_pt_format_t *tv_pt_arm64_format(unsigned granule_shift,
                                          unsigned va_bits);
+/* The formats a TCR_EL1 (AArch64) or TTBCR (AArch32) value selects:
+ * out[0] the TTBR0 range, out[1] the TTBR1 range (out[0].hi points to
+ * out[1]; AArch32 with one range: out[0].hi to itself).  EFORMAT: a
+ * reserved granule; ERANGE: a TnSZ the granule cannot map; ENOTSUP:
+ * AArch32 splits Linux does not use (TTBCR.N > 0, T0SZ > 0 = T1SZ). */
+int tv_pt_arm64_from_tcr(uint64_t tcr, tv_pt_format_t out[2]);
+int tv_pt_arm32_from_ttbcr(uint64_t ttbcr, tv_pt_format_t out[2]);
 
+/* The instance's paging: fmt and the kernel's page-table root (src/core/
+ * api.c).  For formats no page mode alone names (ARM's granules and
+ * splits); tinyvmi_set_paging takes a mode. */
+int tv_set_paging_fmt(struct vmi_instance *vmi, const tv_pt_format_t *fmt,
+                      uint64_t dtb);
 /* Paging mode from x86 control registers (VMI_PM_NONE when CR0.PG is 0). */
 page_mode_t tv_x86_page_mode(uint64_t cr0, uint64_t cr4, uint64_t efer);
 
@@ -274,6 +286,7 @@ struct vmi_instance {
 
     page_mode_t page_mode;
     const tv_pt_format_t *pt; /* NULL until paging is set up */
+    tv_pt_format_t pt_arm[2]; /* ARM formats built from TCR/TTBCR */
     uint64_t kdtb;            /* kernel page-table root */
     tv_v2p_cache_t v2p;
 

@@ -820,3 +820,164 @@ TU_TEST(pt_arm_formats)
         TU_ASSERT(tv_pt_arm_format((tv_pt_arm_t)i));
     TU_EQ_INT(tv_pt_arm_format(TV_PT_A32_SHORT)->mode, VMI_PM_AARCH32);
 }
+
+/* ---- formats from TCR_EL1 / TTBCR ----------------------------------------- */
+
+static uint64_t tcr_for(unsigned g0, unsigned vb0, unsigned g1, unsigned vb1,
+                        bool oa52)
+{
+    /* TG0: 4K 0, 64K 1, 16K 2; TG1: 16K 1, 4K 2, 64K 3 */
+    uint64_t tg0 = g0 == 12 ? 0 : g0 == 16 ? 1 : 2;
+    uint64_t tg1 = g1 == 14 ? 1 : g1 == 12 ? 2 : 3;
+    uint64_t t = (64 - vb0) | (uint64_t)(64 - vb1) << 16 | tg0 << 14 |
+                 tg1 << 30;
+    if (oa52)
+        t |= (g0 == 16 ? 6ULL << 32 : 1ULL << 59); /* IPS 52 bits / DS */
+    return t;
+}
+
+/* What TCR_EL1 selects is, field for field, the tabled format of that
+ * granule and size. */
+TU_TEST(pt_arm64_tcr_matches_tables)
+{
+    for (size_t k = 0; k < TV_ARRAY_LEN(a64cases); k++) {
+        const a64cfg_t *c = &a64cases[k].c;
+        const tv_pt_format_t *want = tv_pt_arm_format(a64cases[k].id);
+        tv_pt_format_t f[2];
+        TU_EQ_INT(tv_pt_arm64_from_tcr(tcr_for(c->g, c->vabits, c->g,
+                                               c->vabits, c->oa == 52), f),
+                  TINYVMI_OK);
+        for (int h = 0; h < 2; h++) {
+            TU_EQ_INT(f[h].nlevels, want->nlevels);
+            TU_EQ_INT(f[h].va_bits, want->va_bits);
+            TU_ASSERT(f[h].root_mask == want->root_mask);
+            TU_ASSERT(f[h].table_mask == want->table_mask);
+            TU_ASSERT(f[h].root == want->root);
+            TU_EQ_INT(f[h].oa_hi.n, want->oa_hi.n);
+            TU_EQ_INT(f[h].oa_hi.from, want->oa_hi.from);
+            TU_EQ_INT(f[h].oa_hi.to, want->oa_hi.to);
+            for (unsigned l = 0; l < want->nlevels; l++) {
+                TU_EQ_INT(f[h].level[l].shift, want->level[l].shift);
+                TU_EQ_INT(f[h].level[l].bits, want->level[l].bits);
+                TU_EQ_INT(f[h].level[l].can_large, want->level[l].can_large);
+                TU_ASSERT(!tv_strcmp(f[h].level[l].name,
+                                     want->level[l].name));
+            }
+        }
+        TU_ASSERT(f[0].hi == &f[1]);
+    }
+}
+
+/* Sizes no table has (any TnSZ is legal), and two granules at once,
+ * checked against the reference walk. */
+TU_TEST(pt_arm64_tcr_random_vs_reference)
+{
+    static const struct {
+        a64cfg_t lo, hi;
+    } cases[] = {
+        {{12, 36, 48}, {12, 42, 48}}, {{14, 40, 48}, {14, 44, 48}},
+        {{16, 36, 48}, {16, 46, 48}}, {{12, 39, 48}, {16, 48, 48}},
+        {{16, 33, 48}, {12, 25, 48}}, {{12, 51, 52}, {12, 50, 52}},
+    };
+    for (size_t k = 0; k < TV_ARRAY_LEN(cases); k++) {
+        const a64cfg_t *lo = &cases[k].lo, *hi = &cases[k].hi;
+        tv_pt_format_t f[2];
+        TU_EQ_INT(tv_pt_arm64_from_tcr(tcr_for(lo->g, lo->vabits, hi->g,
+                                               hi->vabits, lo->oa == 52),
+                                       f),
+                  TINYVMI_OK);
+        sim_t s;
+        TU_ASSERT(sim_open(&s, lo->oa == 52 ? HIGH_RAM : 0x40000000,
+                           200 + k));
+        tally_t t = {0};
+        bool ok = a64_run(&s, &f[0], lo, hi, 20000, &t);
+        sim_close(&s);
+        TU_ASSERT(ok);
+        TU_ASSERT(t.by_size[lo->g] + t.by_size[hi->g] > 300 &&
+                  t.unmapped > 500);
+    }
+}
+
+TU_TEST(pt_arm_tcr_refused)
+{
+    tv_pt_format_t f[2];
+    /* TG1 0 is reserved; T0SZ 40 (24-bit VAs) is below the minimum; 52-bit
+     * VAs without 52-bit descriptors. */
+    TU_EQ_INT(tv_pt_arm64_from_tcr(16 | 16 << 16, f), TINYVMI_EFORMAT);
+    TU_EQ_INT(tv_pt_arm64_from_tcr(tcr_for(12, 24, 12, 48, false), f),
+              TINYVMI_ERANGE);
+    TU_EQ_INT(tv_pt_arm64_from_tcr(tcr_for(12, 52, 12, 52, false), f),
+              TINYVMI_ERANGE);
+    /* AArch32: TTBCR.N > 0 and T0SZ > 0 = T1SZ have no layout here. */
+    TU_EQ_INT(tv_pt_arm32_from_ttbcr(1, f), TINYVMI_ENOTSUP);
+    TU_EQ_INT(tv_pt_arm32_from_ttbcr(1u << 31 | 1, f), TINYVMI_ENOTSUP);
+    TU_EQ_INT(tv_pt_arm32_from_ttbcr(0, f), TINYVMI_OK);
+    TU_EQ_INT(f[0].pte_size, 4);
+    TU_ASSERT(f[0].hi == &f[0]);
+}
+
+/* Linux's LPAE split (T1SZ 2) and TTBR0-only LPAE from TTBCR, against the
+ * reference, with TTBR1 at its own table. */
+TU_TEST(pt_arm32_ttbcr_vs_reference)
+{
+    static const unsigned t1s[] = {0, 1, 2, 3};
+    for (size_t k = 0; k < TV_ARRAY_LEN(t1s); k++) {
+        tv_pt_format_t f[2];
+        uint64_t ttbcr = 1ULL << 31 | (uint64_t)t1s[k] << 16;
+        TU_EQ_INT(tv_pt_arm32_from_ttbcr(ttbcr, f), TINYVMI_OK);
+        a64cfg_t c = {12, 32, 40};
+        sim_t s;
+        TU_ASSERT(sim_open(&s, 0x8a00000000ULL, 300 + k));
+        soup_t p;
+        a64_soup(&s, &c, &p, 40);
+        uint64_t t0 = p.table[0], t1 = p.table[1];
+        tally_t t = {0};
+        for (unsigned i = 0; i < 20000; i++) {
+            uint64_t va = sim_rand(&s) & 0xffffffff;
+            if (i % 4 == 0)
+                va |= 0xc0000000;
+            ref_t r = ref_lpae(&s, 0, t1s[k], t0, t1, va);
+            if (!same(&s, &f[0], t0, t1, va, r, &t))
+                break;
+        }
+        sim_close(&s);
+        TU_ASSERT(t.n == 20000);
+        TU_ASSERT(t.by_size[12] > 200 && t.unmapped > 500);
+    }
+}
+
+/* The public way in: tinyvmi_set_paging_arm with a TCR_EL1 of two granules,
+ * then LibVMI's kernel translation, against the reference through the one
+ * root given (LibVMI's convention: the dtb serves both halves). */
+TU_TEST(pt_arm64_set_paging_arm_public)
+{
+    a64cfg_t lo = {12, 39, 48}, hi = {16, 48, 48};
+    sim_t s;
+    TU_ASSERT(sim_open(&s, 0x40000000, 77));
+    soup_t p;
+    a64_soup(&s, &hi, &p, 20);
+    uint64_t ttbr = a64_ttbr(&hi, p.table[0], 0);
+    TU_EQ_INT(tinyvmi_set_paging_arm(s.vmi, VMI_PM_AARCH64,
+                                     tcr_for(12, 39, 16, 48, false), ttbr),
+              VMI_SUCCESS);
+    TU_EQ_INT(vmi_get_page_mode(s.vmi, 0), VMI_PM_AARCH64);
+    unsigned ok = 0, n = 0;
+    for (unsigned i = 0; i < 5000; i++, n++) {
+        uint64_t va = a64_va(&s, &hi, true), pa = 0;
+        ref_t r = ref_a64(&s, &lo, &hi, ttbr, ttbr, va);
+        status_t got = vmi_translate_kv2p(s.vmi, va, &pa);
+        TU_EQ_INT(got == VMI_SUCCESS, r.rc == 0);
+        if (got == VMI_SUCCESS) {
+            TU_ASSERT(pa == r.pa);
+            ok++;
+        }
+    }
+    TU_ASSERT(n == 5000 && ok > 500);
+    /* Refused with the reason. */
+    TU_EQ_INT(tinyvmi_set_paging_arm(s.vmi, VMI_PM_AARCH64, 0, ttbr),
+              VMI_FAILURE);
+    TU_ASSERT(strstr(tinyvmi_last_error(s.vmi), "reserved granule"));
+    TU_EQ_INT(tinyvmi_set_paging_arm(s.vmi, VMI_PM_IA32E, 0, ttbr),
+              VMI_FAILURE);
+    sim_close(&s);
+}
