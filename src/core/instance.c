@@ -58,6 +58,9 @@ int tv_fail(struct vmi_instance *vmi, int status, const char *fmt, ...)
 {
     if (!vmi)
         return status;
+    vmi->last_status = status;
+    if (vmi->quiet) /* a scan that expects most tries to fail */
+        return status;
     /* Format aside first: callers may wrap the previous reason by passing
      * vmi->last_error itself as an argument. */
     char msg[TV_ERRMSG_MAX];

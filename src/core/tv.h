@@ -304,6 +304,9 @@ struct vmi_instance {
 
     int last_status;
     char last_error[TV_ERRMSG_MAX];
+    /* Nonzero while a scan probes addresses that mostly fail: failures
+     * keep their status but skip formatting a message (tv_quiet). */
+    unsigned quiet;
 };
 
 /* ---- OS layers (src/os) ---------------------------------------------------- */
@@ -383,6 +386,15 @@ void tv_free(struct vmi_instance *vmi, void *p, size_t size);
  * vmi->last_error may be passed as an argument to wrap the last reason. */
 int tv_fail(struct vmi_instance *vmi, int status, const char *fmt, ...)
     TV_PRINTF(3, 4);
+/* Quiet failures on (true) or off (false), nesting; a scan's own final
+ * message is formatted after it is off again. */
+static inline void tv_quiet(struct vmi_instance *vmi, bool on)
+{
+    if (on)
+        vmi->quiet++;
+    else if (vmi->quiet)
+        vmi->quiet--;
+}
 /* Logs at a level (0 error, 1 warning, 2 info, 3 debug). */
 void tv_log(struct vmi_instance *vmi, int level, const char *fmt, ...)
     TV_PRINTF(3, 4);

@@ -42,6 +42,8 @@ typedef struct kfind {
     unsigned nro;
     region_t all[MAX_REGIONS]; /* every mapped part of the image */
     unsigned nall;
+    uint64_t text_sym; /* the table's address of what text_va maps
+                          (0: _text's) */
 } kfind_t;
 
 /* ---- readers for the profile decoders ---------------------------------- */
@@ -261,7 +263,10 @@ static int find_by_paging(struct vmi_instance *vmi, kfind_t *k)
                        "the Linux layer needs x86-64 paging (IA-32e or "
                        "LA57), not %s",
                        k->fmt ? k->fmt->name : "none");
-    if (!map_kernel(vmi, k))
+    tv_quiet(vmi, true);
+    bool mapped = map_kernel(vmi, k);
+    tv_quiet(vmi, false);
+    if (!mapped)
         return tv_fail(vmi, TINYVMI_ENOENT,
                        "nothing is mapped in the kernel text mapping "
                        "0x%llx-0x%llx under DTB 0x%llx",
@@ -278,26 +283,125 @@ static int find_by_paging(struct vmi_instance *vmi, kfind_t *k)
 
 /* ---- the way in without page tables ---------------------------------------------- */
 
+/* Paging formats a Linux kernel of this target may use, likeliest first:
+ * by the target's architecture when it says, else by the width of the
+ * table's own addresses (a 32-bit kernel has none above 4 GiB). */
+#define MAX_FORMATS 16
+
+static unsigned candidate_formats(const struct vmi_instance *vmi,
+                                  uint64_t text, const tv_pt_format_t **out)
+{
+    static const tv_pt_arm_t a64[] = {
+        TV_PT_A64_4K_48, TV_PT_A64_4K_39, TV_PT_A64_64K_48,
+        TV_PT_A64_64K_42, TV_PT_A64_16K_47, TV_PT_A64_16K_48,
+        TV_PT_A64_4K_52, TV_PT_A64_16K_52, TV_PT_A64_64K_52,
+    };
+    static const tv_pt_arm_t a32[] = {TV_PT_A32_SHORT, TV_PT_A32_LPAE};
+    vmi_arch_t arch = vmi->drv.arch;
+    bool wide = text >> 32 != 0;
+    unsigned n = 0;
+    if (arch == VMI_ARCH_X86_64 || (arch == VMI_ARCH_UNKNOWN && wide)) {
+        out[n++] = tv_pt_format(VMI_PM_LA57);
+        out[n++] = tv_pt_format(VMI_PM_IA32E);
+    }
+    if (arch == VMI_ARCH_ARM64 || (arch == VMI_ARCH_UNKNOWN && wide))
+        for (unsigned i = 0; i < TV_ARRAY_LEN(a64); i++)
+            out[n++] = tv_pt_arm_format(a64[i]);
+    /* QEMU writes i386 guests' dumps in ELF64 containers with the i386
+     * machine, so the architecture, not the container, decides. */
+    if (arch == VMI_ARCH_X86 || (arch == VMI_ARCH_UNKNOWN && !wide)) {
+        out[n++] = tv_pt_format(VMI_PM_PAE);
+        out[n++] = tv_pt_format(VMI_PM_LEGACY);
+    }
+    if (arch == VMI_ARCH_ARM32 || (arch == VMI_ARCH_UNKNOWN && !wide))
+        for (unsigned i = 0; i < TV_ARRAY_LEN(a32); i++)
+            out[n++] = tv_pt_arm_format(a32[i]);
+    return n;
+}
+
 typedef struct banner_scan {
     uint64_t off_banner; /* linux_banner - _text */
-    uint64_t off_top;    /* top table - _text */
+    int64_t off_top;     /* top table - _text (ARM's lies below _text) */
     uint64_t text;       /* table's _text */
+    const tv_pt_format_t *fmts[MAX_FORMATS];
+    unsigned nfmts;
     kfind_t *k;
 } banner_scan_t;
+
+/* The mapping of physical _text that stands for the table's _text: of the
+ * virtual addresses mapping it (the kernel's own mapping, the linear map's
+ * alias), the one nearest the table's address. */
+typedef struct near {
+    uint64_t want, best;
+    bool found;
+} near_t;
+
+static uint64_t dist(uint64_t a, uint64_t b)
+{
+    return a > b ? a - b : b - a;
+}
+
+static int near_cb(void *arg, uint64_t va, uint64_t page_size)
+{
+    near_t *n = arg;
+    (void)page_size;
+    if (!n->found || dist(va, n->want) < dist(n->best, n->want)) {
+        n->best = va;
+        n->found = true;
+    }
+    return 0;
+}
+
+static bool translates_to(struct vmi_instance *vmi, const tv_pt_format_t *f,
+                          uint64_t dtb, uint64_t va, uint64_t pa)
+{
+    uint64_t got;
+    return !tv_translate(vmi, f, dtb, va, &got, NULL) && got == pa;
+}
+
+/* Any paging format but x86-64's: the page-table root the table implies
+ * must map (the table's _text, or failing that some address) onto
+ * physical _text, and the same slide must put linux_banner on banner_pa. */
+static bool try_mapped(struct vmi_instance *vmi, banner_scan_t *b,
+                       const tv_pt_format_t *f, uint64_t text_pa,
+                       uint64_t banner_pa)
+{
+    uint64_t dtb = text_pa + (uint64_t)b->off_top;
+    if ((dtb & f->root_mask) != dtb || !tv_range_find(vmi, dtb))
+        return false;
+    uint64_t text_va = b->text;
+    if (!translates_to(vmi, f, dtb, text_va, text_pa)) {
+        near_t n = {.want = b->text};
+        if (tv_pt_reverse(vmi, f, dtb, text_pa, 0, near_cb, &n) || !n.found)
+            return false;
+        text_va = n.best;
+    }
+    if (!translates_to(vmi, f, dtb, text_va + b->off_banner, banner_pa))
+        return false;
+    kfind_t *k = b->k;
+    *k = (kfind_t){.fmt = f, .dtb = dtb, .text_va = text_va,
+                   .text_pa = text_pa};
+    return true;
+}
 
 static bool try_candidate(struct vmi_instance *vmi, banner_scan_t *b,
                           uint64_t banner_pa)
 {
-    static const page_mode_t modes[] = {VMI_PM_LA57, VMI_PM_IA32E};
     if (banner_pa < b->off_banner)
         return false;
     uint64_t text_pa = banner_pa - b->off_banner;
     if (text_pa & (PAGE - 1))
         return false;
-    for (unsigned i = 0; i < 2; i++) {
+    for (unsigned i = 0; i < b->nfmts; i++) {
+        const tv_pt_format_t *f = b->fmts[i];
+        if (f->mode != VMI_PM_IA32E && f->mode != VMI_PM_LA57) {
+            if (try_mapped(vmi, b, f, text_pa, banner_pa))
+                return true;
+            continue;
+        }
         kfind_t *k = b->k;
-        k->fmt = tv_pt_format(modes[i]);
-        k->dtb = text_pa + b->off_top;
+        k->fmt = f;
+        k->dtb = text_pa + (uint64_t)b->off_top;
         if (map_kernel(vmi, k) && k->text_pa == text_pa)
             return true;
     }
@@ -315,16 +419,20 @@ static int find_by_banner(struct vmi_instance *vmi, kfind_t *k)
     int rc = top_table(vmi, &top);
     if (rc)
         return rc;
-    if (top < text)
+    if (dist(top, text) > 1ULL << 32)
         return tv_fail(vmi, TINYVMI_EFORMAT,
-                       "the page-table root lies below _text");
-    banner_scan_t b = {banner - text, top - text, text, k};
+                       "the page-table root lies 4 GiB or more from _text");
+    banner_scan_t b = {.off_banner = banner - text,
+                       .off_top = (int64_t)(top - text), .text = text,
+                       .k = k};
+    b.nfmts = candidate_formats(vmi, text, b.fmts);
 
     enum { CHUNK = 1 << 20, OVER = sizeof(BANNER) - 1 };
     uint8_t *buf = tv_alloc(vmi, CHUNK + OVER);
     if (!buf)
         return tv_fail(vmi, TINYVMI_ENOMEM, "no memory for a scan buffer");
     unsigned tried = 0;
+    tv_quiet(vmi, true);
     for (size_t r = 0; r < vmi->drv.nranges; r++) {
         const tv_range_t *rg = &vmi->drv.ranges[r];
         for (uint64_t off = 0; off < rg->size; off += CHUNK) {
@@ -338,12 +446,14 @@ static int find_by_banner(struct vmi_instance *vmi, kfind_t *k)
                     continue;
                 tried++;
                 if (try_candidate(vmi, &b, rg->start + off + i)) {
+                    tv_quiet(vmi, false);
                     tv_free(vmi, buf, CHUNK + OVER);
                     return TINYVMI_OK;
                 }
             }
         }
     }
+    tv_quiet(vmi, false);
     tv_free(vmi, buf, CHUNK + OVER);
     return tv_fail(vmi, TINYVMI_ENOENT,
                    "no kernel found without registers: none of %u \"%s\" "
@@ -351,6 +461,168 @@ static int find_by_banner(struct vmi_instance *vmi, kfind_t *k)
                    "table puts linux_banner relative to page tables that "
                    "map the kernel", tried, BANNER);
 }
+
+/* ---- the way in by the kernel's own page tables ---------------------------------------- */
+
+/* arm64 kernels whose kallsyms has text symbols only: no linux_banner, no
+ * swapper_pg_dir, not even _text (and the Image header at _text is gone:
+ * arm64 gives [_text, _stext) back to the page allocator).  kallsyms'
+ * addresses are already the live ones (its base is relocated at boot), so
+ * the kernel's root is a page of RAM that maps the table's text symbols
+ * onto one physically contiguous image.  Of the pages that do (early
+ * boot's tables may survive), the one with the most top-level entries
+ * (the linear map, vmalloc, fixmap beside the image) is swapper_pg_dir. */
+#define ROOT_MAX_CANDIDATES 4096u
+#define MAX_IMAGE (512 * MIB)
+
+/* A 4 KiB page that could be a top-level table: table or block
+ * descriptors into RAM, every other entry zero.  Returns the entries. */
+static unsigned table_like(struct vmi_instance *vmi, uint64_t pa)
+{
+    const uint8_t *p = tv_map_pa(vmi, pa, PAGE);
+    uint8_t buf[PAGE];
+    if (!p) {
+        if (tv_read_pa(vmi, pa, buf, PAGE, NULL))
+            return 0;
+        p = buf;
+    }
+    unsigned valid = 0;
+    for (unsigned i = 0; i < PAGE / 8; i++) {
+        uint64_t e = tv_le64(p + i * 8);
+        if (!e)
+            continue;
+        if ((e & 1) == 0 || !tv_range_find(vmi, e & 0x0000fffffffff000ULL))
+            return 0;
+        valid++;
+    }
+    return valid;
+}
+
+typedef struct anchors {
+    uint64_t va[3]; /* text symbols: the lowest, the middle, the highest */
+    unsigned n;
+} anchors_t;
+
+/* Text symbols spread over the kernel's text: between _stext and _etext
+ * when the table has them (init text, listed too, is unmapped after
+ * boot), else over all text symbols. */
+static void pick_anchors(struct vmi_instance *vmi, anchors_t *a)
+{
+    uint64_t from = 0, to = UINT64_MAX, lo = UINT64_MAX, hi = 0, mid = 0;
+    if (sym(vmi, "_stext", &from) && sym(vmi, "_etext", &to) && to > from)
+        lo = from;
+    else
+        from = 0, to = UINT64_MAX;
+    size_t n = tv_symtab_nsymbols(vmi->symtab);
+    for (size_t i = 0; i < n; i++) {
+        const char *name;
+        uint64_t addr;
+        char type;
+        if (!tv_symtab_symbol_at(vmi->symtab, i, &name, &addr, &type) ||
+            (type != 'T' && type != 't') || addr < from || addr >= to)
+            continue;
+        if (addr < lo)
+            lo = addr;
+        if (addr > hi)
+            hi = addr;
+        if (!mid && i >= n / 2)
+            mid = addr;
+    }
+    a->n = 0;
+    if (hi > lo && hi - lo < MAX_IMAGE) {
+        a->va[a->n++] = lo;
+        if (mid > lo && mid < hi)
+            a->va[a->n++] = mid;
+        a->va[a->n++] = hi;
+    }
+}
+
+/* root maps every anchor at one offset from its physical address. */
+static bool maps_anchors(struct vmi_instance *vmi, const tv_pt_format_t *f,
+                         uint64_t root, const anchors_t *a, uint64_t *pa0)
+{
+    if (tv_translate(vmi, f, root, a->va[0], pa0, NULL))
+        return false;
+    for (unsigned i = 1; i < a->n; i++)
+        if (!translates_to(vmi, f, root, a->va[i],
+                           *pa0 + (a->va[i] - a->va[0])))
+            return false;
+    return true;
+}
+
+/* How far the image mapped at text_va (physically contiguous from
+ * text_pa) goes: the kernel maps [_text, _end) at one offset, with holes
+ * where it unmapped its init sections; a page mapped elsewhere, or 32 MiB
+ * with nothing mapped, ends it. */
+#define MAX_IMAGE_HOLE (32 * MIB)
+
+static uint64_t image_extent(struct vmi_instance *vmi, const kfind_t *k)
+{
+    uint64_t off = 0, end = 0, pa, leaf, size, skip;
+    while (off < MAX_IMAGE && off - end < MAX_IMAGE_HOLE) {
+        uint64_t va = k->text_va + off;
+        if (!probe(vmi, k->fmt, k->dtb, va, &pa, &leaf, &size, &skip)) {
+            off = (va & ~(skip - 1)) + skip - k->text_va;
+            continue;
+        }
+        if (pa != k->text_pa + off)
+            break;
+        off = (va & ~(size - 1)) + size - k->text_va;
+        end = off;
+    }
+    return end;
+}
+
+static int find_by_roots(struct vmi_instance *vmi, kfind_t *k)
+{
+    static const tv_pt_arm_t fmts[] = {TV_PT_A64_4K_48, TV_PT_A64_4K_39,
+                                       TV_PT_A64_4K_52};
+    anchors_t a;
+    pick_anchors(vmi, &a);
+    if (a.n < 2)
+        return tv_fail(vmi, TINYVMI_ENOENT,
+                       "the symbol table has no linux_banner and too few "
+                       "text symbols to recognise the kernel's mapping");
+    unsigned best = 0, tables = 0;
+    tv_quiet(vmi, true);
+    for (size_t r = 0; r < vmi->drv.nranges; r++) {
+        const tv_range_t *rg = &vmi->drv.ranges[r];
+        for (uint64_t off = 0; off + PAGE <= rg->size &&
+                               tables < ROOT_MAX_CANDIDATES;
+             off += PAGE) {
+            uint64_t root = rg->start + off, pa0;
+            unsigned entries = table_like(vmi, root);
+            if (entries <= best)
+                continue;
+            tables++;
+            for (unsigned i = 0; i < TV_ARRAY_LEN(fmts); i++) {
+                const tv_pt_format_t *f = tv_pt_arm_format(fmts[i]);
+                kfind_t c = {.fmt = f, .dtb = root, .text_va = a.va[0],
+                             .text_sym = a.va[0]};
+                /* Stale or stray pages can map anything anywhere; the
+                 * kernel's root maps text in RAM, and lies in the image
+                 * it maps (swapper_pg_dir is part of it). */
+                if (!maps_anchors(vmi, f, root, &a, &pa0) ||
+                    !tv_range_find(vmi, pa0) || root < pa0)
+                    continue;
+                c.text_pa = pa0;
+                if (root - pa0 >= image_extent(vmi, &c))
+                    continue;
+                best = entries;
+                *k = c;
+                break;
+            }
+        }
+    }
+    tv_quiet(vmi, false);
+    if (best)
+        return TINYVMI_OK;
+    return tv_fail(vmi, TINYVMI_ENOENT,
+                   "no kernel found: the symbol table has no linux_banner "
+                   "and none of %u page-table-like pages of RAM maps its "
+                   "text symbols onto one image", tables);
+}
+
 
 /* Profile-less and registerless: kallsyms and BTF straight from physical
  * memory (the image is physically contiguous). */
@@ -368,11 +640,42 @@ static int table_from_physical(struct vmi_instance *vmi)
 
 /* ---- putting it together ------------------------------------------------------------------- */
 
+/* Without a linux_banner symbol: the image's first "Linux version N..."
+ * (read-only data precedes the log buffer's printed copy). */
+static bool find_banner(struct vmi_instance *vmi, const lx_t *lx,
+                        uint64_t *va)
+{
+    enum { CHUNK = 1 << 20, OVER = sizeof lx->banner };
+    bool found = false;
+    if (!lx->image_size)
+        return false;
+    uint8_t *buf = tv_alloc(vmi, CHUNK + OVER);
+    if (!buf)
+        return false;
+    for (uint64_t off = 0; off < lx->image_size && !found; off += CHUNK) {
+        uint64_t left = lx->image_size - off;
+        size_t n = (size_t)(left < CHUNK + OVER ? left : CHUNK + OVER);
+        if (tv_read_pa(vmi, lx->image_pa + off, buf, n, NULL))
+            continue;
+        for (size_t i = 0; i + sizeof(BANNER) < n && i < CHUNK; i++)
+            if (buf[i] == 'L' && !tv_memcmp(buf + i, BANNER,
+                                            sizeof(BANNER) - 1) &&
+                buf[i + sizeof(BANNER) - 1] >= '0' &&
+                buf[i + sizeof(BANNER) - 1] <= '9') {
+                *va = lx->image_va + off + i;
+                found = true;
+                break;
+            }
+    }
+    tv_free(vmi, buf, CHUNK + OVER);
+    return found;
+}
+
 static void read_banner(struct vmi_instance *vmi, lx_t *lx)
 {
     uint64_t va;
     lx->banner[0] = lx->release[0] = '\0';
-    if (!tv_os_ksym(vmi, "linux_banner", &va) &&
+    if ((!tv_os_ksym(vmi, "linux_banner", &va) || find_banner(vmi, lx, &va)) &&
         !tv_read_va(vmi, NULL, vmi->kdtb, va, lx->banner,
                     sizeof lx->banner - 1, NULL)) {
         lx->banner[sizeof lx->banner - 1] = '\0';
@@ -425,7 +728,7 @@ static const tv_os_ops_t linux_ops = {
     .offset = lx_offset,
 };
 
-static int locate(struct vmi_instance *vmi, kfind_t *k)
+static int locate(struct vmi_instance *vmi, kfind_t *k, uint64_t *image_size)
 {
     int rc = TINYVMI_ESTATE;
     char why[TV_ERRMSG_MAX];
@@ -445,23 +748,42 @@ static int locate(struct vmi_instance *vmi, kfind_t *k)
                                     "memory: %s", why, vmi->last_error)
                           : rc;
     }
+    uint64_t banner;
+    if (!sym(vmi, "linux_banner", &banner) &&
+        (vmi->drv.arch == VMI_ARCH_ARM64 ||
+         vmi->drv.arch == VMI_ARCH_UNKNOWN)) {
+        if ((rc = find_by_roots(vmi, k)))
+            return rc;
+        tv_quiet(vmi, true);
+        *image_size = image_extent(vmi, k);
+        tv_quiet(vmi, false);
+        tv_log(vmi, 2, "linux: kernel root 0x%llx (%s), text 0x%llx at pa "
+               "0x%llx, image %llu bytes", (unsigned long long)k->dtb,
+               k->fmt->name, (unsigned long long)k->text_va,
+               (unsigned long long)k->text_pa,
+               (unsigned long long)*image_size);
+        return TINYVMI_OK;
+    }
     return find_by_banner(vmi, k);
 }
 
 int tv_linux_init(struct vmi_instance *vmi, struct tv_symtab *tab,
                   const tv_os_hints_t *hints)
 {
-    kfind_t k;
+    kfind_t k = {0};
     uint64_t text, top, top_pa;
     lx_t *lx = NULL;
     int rc;
 
+    uint64_t image_size = 0, end;
     tv_os_fini(vmi);
     vmi->symtab = tab;
-    rc = locate(vmi, &k);
+    rc = locate(vmi, &k, &image_size);
     if (rc)
         goto fail;
-    if (!sym(vmi, "_text", &text)) {
+    if (k.text_sym) {
+        text = k.text_sym;
+    } else if (!sym(vmi, "_text", &text)) {
         rc = tv_fail(vmi, TINYVMI_ENOENT, "the symbol table has no _text");
         goto fail;
     }
@@ -471,12 +793,16 @@ int tv_linux_init(struct vmi_instance *vmi, struct tv_symtab *tab,
     vmi->slide_from = text;
     /* The kernel's own page tables from here on: a vCPU may have been in
      * a process with page-table isolation's user tables. */
-    if ((rc = top_table(vmi, &top)) ||
-        (rc = tv_translate(vmi, k.fmt, k.dtb,
-                           top + (uint64_t)vmi->slide, &top_pa, NULL)))
+    if (!(rc = top_table(vmi, &top))) {
+        if ((rc = tv_translate(vmi, k.fmt, k.dtb, top + (uint64_t)vmi->slide,
+                               &top_pa, NULL)))
+            goto fail;
+    } else if (image_size) {
+        top_pa = k.dtb; /* found as one of the image's pages */
+    } else {
         goto fail;
-    if ((rc = tinyvmi_set_paging(vmi, k.fmt->mode, top_pa) ? TINYVMI_EINVAL
-                                                           : TINYVMI_OK))
+    }
+    if ((rc = tv_set_paging_fmt(vmi, k.fmt, top_pa)))
         goto fail;
 
     if (!(lx = tv_calloc(vmi, 1, sizeof *lx))) {
@@ -486,6 +812,11 @@ int tv_linux_init(struct vmi_instance *vmi, struct tv_symtab *tab,
     vmi->osdata = lx;
     vmi->osops = &linux_ops;
     vmi->os = VMI_OS_LINUX;
+    if (!image_size && sym(vmi, "_end", &end) && end > text)
+        image_size = end - text;
+    lx->image_va = k.text_va;
+    lx->image_pa = k.text_pa;
+    lx->image_size = image_size;
     read_banner(vmi, lx);
     if ((rc = check_banner(vmi, lx)) || (rc = lx_offsets(vmi, lx, hints)))
         goto fail;

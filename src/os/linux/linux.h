@@ -46,6 +46,9 @@ typedef struct lx {
     bool have_tasks, have_modules;
     uint64_t init_task; /* live addresses */
     uint64_t modules;
+    /* The kernel image as mapped (size 0: unknown): where its data is
+     * searched when the symbol table lacks data symbols. */
+    uint64_t image_va, image_pa, image_size;
     char banner[256];
     char release[65];
 } lx_t;
@@ -58,5 +61,10 @@ int lx_modules(struct vmi_instance *vmi, tinyvmi_module_cb cb, void *arg);
 int lx_current(struct vmi_instance *vmi, unsigned vcpu,
                tinyvmi_process_t *out);
 int lx_offset(struct vmi_instance *vmi, const char *name, uint64_t *value);
+
+/* search.c: data the symbol table does not name (arm64's kallsyms lists
+ * text only), found in the image's own bytes and proven by its links. */
+int lx_search_init_task(struct vmi_instance *vmi, lx_t *lx);
+int lx_search_modules(struct vmi_instance *vmi, lx_t *lx);
 
 #endif

@@ -83,12 +83,14 @@ static int task_offsets(struct vmi_instance *vmi, lx_t *lx,
         o->wq_fn[0] = 0;
     if (tv_os_ksym(vmi, "rescuer_thread", &o->wq_fn[1]))
         o->wq_fn[1] = 0;
-    if (!tv_os_ksym(vmi, "init_task", &lx->init_task))
+    if (!tv_os_ksym(vmi, "init_task", &lx->init_task) ||
+        !lx_search_init_task(vmi, lx))
         lx->have_tasks = true;
     return lx->have_tasks
                ? TINYVMI_OK
                : tv_fail(vmi, TINYVMI_ENOENT,
-                         "the symbol table has no init_task");
+                         "the symbol table has no init_task, and %s",
+                         vmi->last_error);
 }
 
 /* Where /proc/modules' base and size come from: mem[MOD_TEXT] and the sum
@@ -153,8 +155,9 @@ int lx_offsets(struct vmi_instance *vmi, lx_t *lx, const tv_os_hints_t *h)
     int rc = task_offsets(vmi, lx, h);
     if (rc)
         return rc;
-    if (!tv_os_ksym(vmi, "modules", &lx->modules) &&
-        !module_offsets(vmi, lx))
+    if (!module_offsets(vmi, lx) &&
+        (!tv_os_ksym(vmi, "modules", &lx->modules) ||
+         !lx_search_modules(vmi, lx)))
         lx->have_modules = true;
     else
         tv_log(vmi, 1, "linux: no module list: %s", vmi->last_error);
@@ -168,11 +171,13 @@ static int rd(struct vmi_instance *vmi, uint64_t va, void *buf, size_t n)
     return tv_read_va(vmi, NULL, vmi->kdtb, va, buf, n, NULL);
 }
 
+/* A kernel pointer, as wide as the paging format's addresses. */
 static int rd_ptr(struct vmi_instance *vmi, uint64_t va, uint64_t *v)
 {
     uint8_t b[8];
-    int rc = rd(vmi, va, b, 8);
-    *v = rc ? 0 : tv_le64(b);
+    size_t n = vmi->pt ? vmi->pt->addr_width : 8;
+    int rc = rd(vmi, va, b, n);
+    *v = rc ? 0 : n == 4 ? tv_le32(b) : tv_le64(b);
     return rc;
 }
 
