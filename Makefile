@@ -90,7 +90,7 @@ $(B)/include/%.h: include/%.h
 
 $(B)/bin/tinyvmi: $(TOOL_OBJ) $(LIBA)
 	@mkdir -p $(@D)
-	$(CC) -o $@ $(TOOL_OBJ) $(LIBA) $(HOST_LIBS)
+	$(CC) -o $@ $(TOOL_OBJ) $(LIBA) $(HOST_LIBS) -ldw -lelf
 $(B)/bin/%: $(B)/obj/tools/examples/%.o $(LIBA)
 	@mkdir -p $(@D)
 	$(CC) -o $@ $< $(LIBA) $(HOST_LIBS)

@@ -465,7 +465,7 @@ static int load_struct(const tv_btf_t *b, const tv_btf_type_t *t,
         if (!mname[0]) {
             if (mt.kind != TV_K_STRUCT && mt.kind != TV_K_UNION)
                 continue; /* unnamed padding bitfield */
-            tv_fmt(fbuf, sizeof fbuf, "unnamed_field_%u", anon++);
+            tv_fmt(fbuf, sizeof fbuf, "unnamed_field_%x", anon++);
             mname = fbuf;
             is_anon = true;
         }

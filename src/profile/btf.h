@@ -5,7 +5,7 @@
  * ones, named "unnamed_<16 hex>" from a hash of their content, since
  * dwarf2json's names hash DWARF that BTF does not have), their members
  * (byte offsets; bitfields as ISF gives them: offset of the storage unit,
- * bit position inside it; anonymous members as "unnamed_field_N" with the
+ * bit position inside it; anonymous members as "unnamed_field_N" (N in hex, as dwarf2json) with the
  * anonymous flag), enums (TV_K_ENUM) with their enumerators as constants,
  * and int/float base types (TV_K_BASE).  Member types are resolved through
  * typedefs and qualifiers as the ISF loader does (profile.h).

@@ -1,6 +1,8 @@
 /*
  * tinyvmi profile: a Volatility 3 ISF (dwarf2json's format 6.x) from a
- * kernel image alone: types from its BTF, symbols from its kallsyms.
+ * kernel image alone: types from its BTF, symbols from its kallsyms; or,
+ * for an ELF vmlinux with DWARF (a -dbg package's), from its DWARF and
+ * symbol table (dwarf.c).  Both write through isf.c.
  *
  * This command reads kernel images, not dumps, so it uses the library's
  * internal image, BTF and kallsyms code (src/hosted/kimage.h,
@@ -16,6 +18,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "isf.h"
 #include "core/tv.h"
 #include "hosted/kimage.h"
 #include "profile/btf.h"
@@ -23,104 +26,14 @@
 
 #define TYPE_DEPTH 32
 
-/* ---- A set of names (with a value) ------------------------------------------------ */
-
-typedef struct nset {
-    char **key;
-    uint32_t *val;
-    size_t cap, n;
-} nset_t;
-
-static uint64_t nhash(const char *s)
-{
-    uint64_t h = 0xcbf29ce484222325ull;
-    while (*s)
-        h = (h ^ (uint8_t)*s++) * 0x100000001b3ull;
-    return h;
-}
-
-static bool nset_grow(nset_t *s)
-{
-    size_t cap = s->cap ? s->cap * 2 : 1024;
-    char **key = calloc(cap, sizeof *key);
-    uint32_t *val = calloc(cap, sizeof *val);
-    if (!key || !val) {
-        free(key);
-        free(val);
-        return false;
-    }
-    for (size_t i = 0; i < s->cap; i++) {
-        if (!s->key[i])
-            continue;
-        size_t j = nhash(s->key[i]) & (cap - 1);
-        while (key[j])
-            j = (j + 1) & (cap - 1);
-        key[j] = s->key[i];
-        val[j] = s->val[i];
-    }
-    free(s->key);
-    free(s->val);
-    s->key = key;
-    s->val = val;
-    s->cap = cap;
-    return true;
-}
-
-static size_t nset_slot(const nset_t *s, const char *name)
-{
-    size_t j = nhash(name) & (s->cap - 1);
-    while (s->key[j] && strcmp(s->key[j], name) != 0)
-        j = (j + 1) & (s->cap - 1);
-    return j;
-}
-
-/* Adds name (copied); false if it was there already or memory ran out. */
-static bool nset_add(nset_t *s, const char *name, uint32_t val, bool *oom)
-{
-    if ((s->n + 1) * 2 > s->cap && !nset_grow(s)) {
-        *oom = true;
-        return false;
-    }
-    size_t j = nset_slot(s, name);
-    if (s->key[j])
-        return false;
-    if (!(s->key[j] = strdup(name))) {
-        *oom = true;
-        return false;
-    }
-    s->val[j] = val;
-    s->n++;
-    return true;
-}
-
-static bool nset_get(const nset_t *s, const char *name, uint32_t *val)
-{
-    if (!s->cap)
-        return false;
-    size_t j = nset_slot(s, name);
-    if (!s->key[j])
-        return false;
-    *val = s->val[j];
-    return true;
-}
-
-static void nset_free(nset_t *s)
-{
-    for (size_t i = 0; i < s->cap; i++)
-        free(s->key[i]);
-    free(s->key);
-    free(s->val);
-    memset(s, 0, sizeof *s);
-}
-
 /* ---- Writing ------------------------------------------------------------------------ */
 
 typedef struct pw {
     FILE *f;
     const tv_btf_t *btf;
     const tv_kimage_t *img;
-    nset_t vars;  /* BTF variables: name -> type id */
-    nset_t seen;  /* names written in the current section */
+    isf_names_t vars;  /* BTF variables: name -> type id */
+    isf_names_t seen;  /* names written in the current section */
     bool oom;
     bool first;
     size_t nsyms, ntypes, nenums, nbase;
@@ -128,8 +41,7 @@ typedef struct pw {
 
 static void sep(pw_t *w)
 {
-    fputs(w->first ? "\n" : ",\n", w->f);
-    w->first = false;
+    isf_sep(w->f, &w->first);
 }
 
 /* A member or symbol type, nested as dwarf2json writes it. */
@@ -186,15 +98,12 @@ static void write_base(pw_t *w, const char *name, uint64_t size, bool sign,
                        const char *kind)
 {
     bool oom = false;
-    if (!nset_add(&w->seen, name, 0, &oom)) {
+    if (!isf_names_add(&w->seen, name, 0, &oom)) {
         w->oom |= oom;
         return;
     }
     sep(w);
-    fputs("    ", w->f);
-    cli_json_str(w->f, name);
-    fprintf(w->f, ": {\"endian\": \"little\", \"kind\": \"%s\", \"signed\": "
-            "%s, \"size\": %" PRIu64 "}", kind, sign ? "true" : "false", size);
+    isf_base(w->f, name, size, sign, kind);
     w->nbase++;
 }
 
@@ -217,7 +126,7 @@ static void base_types(pw_t *w)
     write_base(w, "void", 0, false, "void");
     write_base(w, "pointer", 8, false, "int");
     fputs("\n  },\n", w->f);
-    nset_free(&w->seen);
+    isf_names_free(&w->seen);
 }
 
 /* Type id as a user_types/enums entry: the type itself under its name, or
@@ -241,39 +150,23 @@ static const char *named(const tv_btf_t *b, uint32_t id, tv_btf_type_t *t,
 static void write_member(pw_t *w, const tv_btf_member_t *m, const char *name,
                          bool anon)
 {
-    sep(w);
-    fputs("        ", w->f);
-    cli_json_str(w->f, name);
-    fputs(": {", w->f);
-    uint64_t off = m->bit_offset / 8;
-    if (m->bit_size) {
-        /* As dwarf2json: the byte holding the first bit. */
-        fprintf(w->f, "\"type\": {\"bit_length\": %u, \"bit_position\": "
-                "%u, \"kind\": \"bitfield\", \"type\": ",
-                m->bit_size, (unsigned)(m->bit_offset & 7));
-        write_type(w, m->type, 0);
-        fputc('}', w->f);
-    } else {
-        fputs("\"type\": ", w->f);
-        write_type(w, m->type, 0);
-    }
-    fprintf(w->f, ", \"offset\": %" PRIu64 "%s}", off,
-            anon ? ", \"anonymous\": true" : "");
+    /* As dwarf2json: a bitfield's offset is the byte holding its first bit. */
+    unsigned pos = m->bit_size ? (unsigned)(m->bit_offset & 7) : 0;
+    isf_field_begin(w->f, &w->first, name, m->bit_size, pos);
+    write_type(w, m->type, 0);
+    isf_field_end(w->f, m->bit_offset / 8, m->bit_size, anon);
 }
 
 static void user_type(pw_t *w, const tv_btf_type_t *t, const char *name)
 {
     char fname[40];
     bool oom = false;
-    if (!nset_add(&w->seen, name, t->id, &oom)) {
+    if (!isf_names_add(&w->seen, name, t->id, &oom)) {
         w->oom |= oom;
         return;
     }
     sep(w);
-    fputs("    ", w->f);
-    cli_json_str(w->f, name);
-    fprintf(w->f, ": {\"kind\": \"%s\", \"size\": %" PRIu32 ", \"fields\": {",
-            t->kind == TV_BTF_STRUCT ? "struct" : "union", t->size_or_type);
+    isf_struct_begin(w->f, name, t->kind == TV_BTF_UNION, t->size_or_type);
     w->first = true;
     unsigned anon = 0;
     for (uint16_t i = 0; i < t->vlen; i++) {
@@ -287,10 +180,10 @@ static void user_type(pw_t *w, const tv_btf_type_t *t, const char *name)
         if (!tv_btf_type(w->btf, tv_btf_skip(w->btf, m.type), &mt) ||
             (mt.kind != TV_BTF_STRUCT && mt.kind != TV_BTF_UNION))
             continue;
-        snprintf(fname, sizeof fname, "unnamed_field_%u", anon++);
+        isf_anon_field(fname, sizeof fname, anon++);
         write_member(w, &m, fname, true);
     }
-    fputs(w->first ? "}}" : "\n      }}", w->f);
+    isf_struct_end(w->f, !w->first);
     w->first = false;
     w->ntypes++;
 }
@@ -307,21 +200,7 @@ static void user_types(pw_t *w)
             user_type(w, &t, name);
     }
     fputs("\n  },\n", w->f);
-    nset_free(&w->seen);
-}
-
-static const char *enum_base(uint32_t size, bool sign)
-{
-    switch (size) {
-    case 1:
-        return sign ? "signed char" : "unsigned char";
-    case 2:
-        return sign ? "short int" : "short unsigned int";
-    case 8:
-        return sign ? "long int" : "long unsigned int";
-    default:
-        return sign ? "int" : "unsigned int";
-    }
+    isf_names_free(&w->seen);
 }
 
 static void enums(pw_t *w)
@@ -335,7 +214,7 @@ static void enums(pw_t *w)
         const char *name = named(w->btf, id, &t, buf, sizeof buf);
         if (t.kind != TV_BTF_ENUM && t.kind != TV_BTF_ENUM64)
             continue;
-        if (!nset_add(&w->seen, name, id, &oom)) {
+        if (!isf_names_add(&w->seen, name, id, &oom)) {
             w->oom |= oom;
             continue;
         }
@@ -345,7 +224,7 @@ static void enums(pw_t *w)
         cli_json_str(w->f, name);
         fprintf(w->f, ": {\"size\": %" PRIu32 ", \"base\": \"%s\", "
                 "\"constants\": {", t.size_or_type,
-                enum_base(t.size_or_type, t.kflag));
+                isf_enum_base(t.size_or_type, t.kflag));
         for (uint16_t i = 0; i < t.vlen; i++) {
             const uint8_t *e = t.extra + (size_t)i * (wide ? 12 : 8);
             uint32_t noff = tv_le32(e);
@@ -369,7 +248,7 @@ static void enums(pw_t *w)
         w->nenums++;
     }
     fputs("\n  },\n", w->f);
-    nset_free(&w->seen);
+    isf_names_free(&w->seen);
 }
 
 /* Symbols whose type BTF does not carry (it has per-cpu variables only). */
@@ -385,23 +264,6 @@ static const struct {
     {"super_blocks", "struct", "list_head"},
 };
 
-static void b64(FILE *f, const uint8_t *p, size_t n)
-{
-    static const char a[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16;
-        if (i + 1 < n)
-            v |= (uint32_t)p[i + 1] << 8;
-        if (i + 2 < n)
-            v |= p[i + 2];
-        fputc(a[(v >> 18) & 63], f);
-        fputc(a[(v >> 12) & 63], f);
-        fputc(i + 1 < n ? a[(v >> 6) & 63] : '=', f);
-        fputc(i + 2 < n ? a[v & 63] : '=', f);
-    }
-}
-
 static int one_symbol(void *arg, const char *name, size_t len, uint64_t addr,
                       char type)
 {
@@ -409,7 +271,7 @@ static int one_symbol(void *arg, const char *name, size_t len, uint64_t addr,
     (void)len;
     (void)type;
     bool oom = false;
-    if (!nset_add(&w->seen, name, 0, &oom)) {
+    if (!isf_names_add(&w->seen, name, 0, &oom)) {
         w->oom |= oom;
         return oom ? TINYVMI_ENOMEM : 0;
     }
@@ -429,11 +291,11 @@ static int one_symbol(void *arg, const char *name, size_t len, uint64_t addr,
               "{\"kind\": \"base\", \"name\": \"char\"}}", w->f);
         if (n < sizeof banner && n > 0) {
             fputs(", \"constant_data\": \"", w->f);
-            b64(w->f, banner, n + 1);
+            isf_b64(w->f, banner, n + 1);
             fputc('"', w->f);
         }
         fputs(", ", w->f);
-    } else if (nset_get(&w->vars, name, &tid)) {
+    } else if (isf_names_get(&w->vars, name, &tid)) {
         fputs("\"type\": ", w->f);
         write_type(w, tid, 0);
         fputs(", ", w->f);
@@ -472,11 +334,9 @@ static int write_isf(const cli_t *c, FILE *f, const tv_kimage_t *img,
         tv_btf_type_t t;
         tv_btf_type(btf, id, &t);
         if (t.kind == TV_BTF_VAR && t.name[0])
-            nset_add(&w.vars, t.name, t.size_or_type, &w.oom);
+            isf_names_add(&w.vars, t.name, t.size_or_type, &w.oom);
     }
-    fprintf(f, "{\n  \"metadata\": {\"format\": \"6.2.0\", \"producer\": "
-            "{\"name\": \"tinyvmi\", \"version\": \"%s\"}, \"linux\": "
-            "{\"symbols\": [], \"types\": []}},\n", CLI_VERSION);
+    isf_metadata(f);
     base_types(&w);
     user_types(&w);
     enums(&w);
@@ -484,8 +344,8 @@ static int write_isf(const cli_t *c, FILE *f, const tv_kimage_t *img,
     w.first = true;
     int rc = tv_kallsyms_each(pc, tv_kimage_reader(img), ks, one_symbol, &w);
     fputs("\n  }\n}\n", f);
-    nset_free(&w.seen);
-    nset_free(&w.vars);
+    isf_names_free(&w.seen);
+    isf_names_free(&w.vars);
     if (w.oom)
         return cli_fail(c, CLI_FAILED, "out of memory");
     if (rc)
@@ -510,34 +370,16 @@ static void ranges(const tv_kimage_t *img, uint64_t *ks_lo, uint64_t *ks_hi)
     tv_kimage_span(img, ks_lo, ks_hi);
 }
 
-static int open_out(const cli_t *c, char *tmp, size_t len, FILE **f)
+static int btf_profile(cli_t *c)
 {
-    if (!c->output) {
-        *f = stdout;
-        return CLI_OK;
-    }
-    struct stat st;
-    if (!(c->given & OPT_FORCE) && stat(c->output, &st) == 0)
-        return cli_fail(c, CLI_FAILED, "%s exists (use --force to replace "
-                        "it)", c->output);
-    snprintf(tmp, len, "%s.tmp.%ld", c->output, (long)getpid());
-    if (!(*f = fopen(tmp, "w")))
-        return cli_fail(c, CLI_FAILED, "cannot create %s: %s", tmp,
-                        strerror(errno));
-    return CLI_OK;
-}
-
-static int profile_run(cli_t *c)
-{
-    static char iobuf[1 << 20];
-    char err[512] = "", tmp[4096];
+    char err[512] = "";
     tinyvmi_hooks_t hooks = {.version = TINYVMI_HOOKS_VERSION,
                              .alloc = pr_alloc};
     tv_pctx_t pc = {&hooks, err, sizeof err};
     tv_kimage_t *img = NULL;
     tv_btf_t btf = {0};
     tv_kallsyms_t ks;
-    FILE *f = NULL;
+    isf_out_t o = {0};
     uint64_t at = 0, len = 0, lo, hi;
     int rc = tv_kimage_open(c->target, &img, err, sizeof err);
     if (rc) {
@@ -547,8 +389,8 @@ static int profile_run(cli_t *c)
     if (!tv_kimage_section(img, ".BTF", &at, &len)) {
         tv_kimage_span(img, &lo, &hi);
         if (tv_btf_find(&pc, tv_kimage_reader(img), lo, hi, &at, &len)) {
-            rc = cli_fail(c, CLI_FAILED, "%s (%s): %s", c->target,
-                          tv_kimage_format(img), err);
+            rc = cli_fail(c, CLI_FAILED, "%s (%s): no DWARF (.debug_info) "
+                          "and %s", c->target, tv_kimage_format(img), err);
             goto out;
         }
     }
@@ -563,33 +405,31 @@ static int profile_run(cli_t *c)
         rc = cli_fail(c, CLI_FAILED, "%s: %s", c->target, err);
         goto out;
     }
-    if ((rc = open_out(c, tmp, sizeof tmp, &f)))
+    if ((rc = isf_open(c, &o)))
         goto out;
-    setvbuf(f, iobuf, _IOFBF, sizeof iobuf);
-    rc = write_isf(c, f, img, &btf, &ks, &pc);
-    if (f != stdout) {
-        if (fclose(f) != 0 && !rc)
-            rc = cli_fail(c, CLI_FAILED, "writing %s: %s", tmp,
-                          strerror(errno));
-        if (!rc && rename(tmp, c->output) != 0)
-            rc = cli_fail(c, CLI_FAILED, "cannot rename %s to %s: %s", tmp,
-                          c->output, strerror(errno));
-        if (rc)
-            unlink(tmp);
-    } else if (!rc) {
-        rc = cli_flush(c);
-    }
+    rc = isf_close(c, &o, write_isf(c, o.f, img, &btf, &ks, &pc));
 out:
     tv_btf_close(&btf);
     tv_kimage_close(img);
     return rc;
 }
 
+/* An ELF vmlinux with DWARF (a -dbg package's) goes to dwarf.c; anything
+ * else is read as a kernel image with BTF and kallsyms. */
+static int profile_run(cli_t *c)
+{
+    if (!dw_is_dwarf(c->target))
+        return btf_profile(c);
+    isf_out_t o = {0};
+    int rc = isf_open(c, &o);
+    return rc ? rc : isf_close(c, &o, dw_profile(c, o.f));
+}
+
 const cli_cmd_t cli_cmd_profile = {
     .name = "profile",
-    .synopsis = "VMLINUZ [-o FILE.json] [--force]",
-    .summary = "write a Volatility 3 ISF from a kernel image's own BTF and "
-               "kallsyms",
+    .synopsis = "VMLINUZ|VMLINUX [-o FILE.json] [--force]",
+    .summary = "write a Volatility 3 ISF from a kernel image's BTF and "
+               "kallsyms, or a vmlinux's DWARF",
     .help = "VMLINUZ is a kernel image: an x86 bzImage (xz, gzip, zstd, lz4\n"
             "or lzma payload), an ELF vmlinux (also compressed as a whole) or\n"
             "an arm64 Image(.gz).  Types (structs, unions, enums, base types)\n"
@@ -600,6 +440,11 @@ const cli_cmd_t cli_cmd_profile = {
             "content> (dwarf2json hashes DWARF, which BTF does not carry).\n"
             "Symbols carry types only where BTF or a short built-in list\n"
             "knows them (init_task, modules, linux_banner with its text...).\n"
+            "An ELF vmlinux with DWARF (.debug_info, e.g. from Debian's\n"
+            "linux-image-*-dbg) is read instead for its DWARF types and its\n"
+            "symbol table, with each variable's type: as dwarf2json, the\n"
+            "last definition of a name wins, and typedefs of structs are\n"
+            "listed under the typedef's name.\n"
             "FILE is written beside its final name and renamed into place;\n"
             "an existing FILE is replaced only with --force.  Without -o the\n"
             "ISF goes to standard output.\n",
