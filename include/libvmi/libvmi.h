@@ -82,6 +82,21 @@ typedef enum os {
     VMI_OS_FREEBSD,
 } os_t;
 
+/** Windows versions, LibVMI's values: up to Windows 8 the size of the
+ *  kernel's KDBG, Windows 10 and later one value. */
+typedef enum win_ver {
+    VMI_OS_WINDOWS_NONE,    /**< not Windows */
+    VMI_OS_WINDOWS_UNKNOWN, /**< Windows, which one unknown */
+    VMI_OS_WINDOWS_2000 = 0x0208U,
+    VMI_OS_WINDOWS_XP = 0x0290U,
+    VMI_OS_WINDOWS_2003 = 0x0318U,
+    VMI_OS_WINDOWS_VISTA = 0x0328U,
+    VMI_OS_WINDOWS_2008 = 0x0330U,
+    VMI_OS_WINDOWS_7 = 0x0340U,
+    VMI_OS_WINDOWS_8 = 0x0360U,
+    VMI_OS_WINDOWS_10,
+} win_ver_t;
+
 typedef enum page_mode {
     VMI_PM_UNKNOWN, /**< not known (yet) */
     VMI_PM_NONE,    /**< paging disabled */
@@ -518,6 +533,16 @@ os_t vmi_init_os(vmi_instance_t vmi, vmi_config_t config_mode, void *config,
  *  "win_tasks", ... */
 status_t vmi_get_offset(vmi_instance_t vmi, const char *offset_name,
                         addr_t *offset);
+/** The Windows version the OS layer found (from the kernel's build
+ *  number); VMI_OS_WINDOWS_NONE for other kernels. */
+win_ver_t vmi_get_winver(vmi_instance_t vmi);
+/** Its name, e.g. "VMI_OS_WINDOWS_10". */
+const char *vmi_get_winver_str(vmi_instance_t vmi);
+/** The version a KDBG at physical address kdbg_pa implies (by its size, up
+ *  to Windows 8); VMI_OS_WINDOWS_UNKNOWN when it cannot be read. */
+win_ver_t vmi_get_winver_manual(vmi_instance_t vmi, addr_t kdbg_pa);
+/** The Windows kernel's build number (e.g. 19041), 0 if unknown. */
+uint16_t vmi_get_win_buildnumber(vmi_instance_t vmi);
 /** Offset of member in the kernel's struct_name ("task_struct", "pid"). */
 status_t vmi_get_kernel_struct_offset(vmi_instance_t vmi,
                                       const char *struct_name,

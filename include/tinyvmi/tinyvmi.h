@@ -187,6 +187,10 @@ typedef struct tinyvmi_process {
                                 without an address space) */
     int kernel_thread;     /**< 1: no user address space */
     uint64_t flags;        /**< task_struct.flags (Linux) */
+    addr_t peb;            /**< Windows: EPROCESS.Peb (0: none, as for
+                                System and other kernel-only processes) */
+    uint64_t create_time;  /**< Windows: EPROCESS.CreateTime (FILETIME,
+                                100 ns since 1601; 0 if unknown) */
 } tinyvmi_process_t;
 /** Calls cb for each process in list order; cb returns nonzero to stop.
  *  A corrupt list (a loop, an unmapped entry) ends the walk with a warning

@@ -58,6 +58,7 @@ static const struct {
     {"win_pid", TV_CONF_NUM},         {"win_pname", TV_CONF_NUM},
     {"win_kdvb", TV_CONF_NUM},        {"win_kdbg", TV_CONF_NUM},
     {"win_kpcr", TV_CONF_NUM},        {"win_sysproc", TV_CONF_NUM},
+    {"win_symbols", TV_CONF_STR}, /* TinyVMI: a Volatility 3 symbol dir */
     {"freebsd_name", TV_CONF_NUM},    {"freebsd_pid", TV_CONF_NUM},
     {"freebsd_vmspace", TV_CONF_NUM}, {"freebsd_pmap", TV_CONF_NUM},
     {"freebsd_pgd", TV_CONF_NUM},

@@ -338,6 +338,13 @@ typedef struct tv_os_hints {
  * guest memory. */
 int tv_linux_init(struct vmi_instance *vmi, struct tv_symtab *tab,
                   const tv_os_hints_t *hints);
+/* Starts the Windows layer with a profile (owned from then on, also on
+ * failure) and what start-up knows (struct tv_win_start, os/windows/win.h;
+ * NULL: nothing). */
+struct tv_win_start;
+int tv_windows_init(struct vmi_instance *vmi, struct tv_symtab *tab,
+                    const tv_os_hints_t *hints,
+                    const struct tv_win_start *start);
 /* Stops the OS layer and frees its table. */
 void tv_os_fini(struct vmi_instance *vmi);
 /* pid -> page-table root through the OS layer. */

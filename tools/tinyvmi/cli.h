@@ -37,6 +37,7 @@ enum {
     OPT_OUTPUT = 1u << 8,
     OPT_COUNT = 1u << 9,
     OPT_SECONDS = 1u << 10,
+    OPT_SYMBOLS = 1u << 11,
 };
 /* Every command that takes a TARGET accepts these. */
 #define OPT_GLOBAL (OPT_DTB | OPT_PAGE_MODE)
@@ -72,6 +73,7 @@ typedef struct cli {
     page_mode_t page_mode;        /* --page-mode */
     addr_t dtb;                   /* --dtb */
     const char *profile;          /* --profile */
+    const char *symbols;          /* --symbols */
     const char *config;           /* --config */
     const char *output;           /* -o */
     uint64_t count;               /* --count */

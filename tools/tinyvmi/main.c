@@ -40,6 +40,10 @@ static const cli_opt_t options[] = {
     {"--profile", OPT_PROFILE, "FILE",
      "symbols and types from a Volatility ISF (.json, .json.xz)\n"
      "or a Rekall profile, instead of the guest's BTF/kallsyms"},
+    {"--symbols", OPT_SYMBOLS, "DIR",
+     "Windows: a symbol directory laid out as Volatility 3's\n"
+     "(DIR/windows/ntkrnlmp.pdb/GUIDAGE.json.xz); the profile\n"
+     "is chosen by the kernel's GUID or by checking offsets"},
     {"--config", OPT_CONFIG, "FILE",
      "a libvmi.conf; its entry for TARGET (or its only entry)"},
     {"-o", OPT_OUTPUT, "FILE", "write to FILE instead of standard output"},
@@ -155,6 +159,8 @@ static int set_option(cli_t *c, const cli_opt_t *o, const char *val)
         c->profile = val;
     if (o->bit == OPT_CONFIG)
         c->config = val;
+    if (o->bit == OPT_SYMBOLS)
+        c->symbols = val;
     if (o->bit == OPT_OUTPUT)
         c->output = val;
     c->given |= o->bit;

@@ -19,6 +19,10 @@ int cli_os(cli_t *c)
     if (c->profile && c->config)
         return cli_fail(c, CLI_USAGE, "--profile and --config exclude each "
                         "other (a config entry names its own profile)");
+    /* a Windows symbol directory reaches vmi_init_os as the config's
+     * win_symbols would */
+    if (c->symbols && setenv("TINYVMI_SYMBOLS", c->symbols, 1))
+        return cli_fail(c, CLI_FAILED, "setenv failed");
     if (c->profile) {
         os = vmi_init_os(c->vmi, VMI_CONFIG_JSON_PATH, (void *)c->profile,
                          &err);
@@ -37,6 +41,19 @@ int cli_os(cli_t *c)
     return CLI_OK;
 }
 
+/* Windows, text output: which kernel and which profile, and why, as a
+ * comment line above the table. */
+static void windows_line(const cli_t *c)
+{
+    tinyvmi_kernel_t k;
+    if ((c->given & OPT_JSON) || vmi_get_ostype(c->vmi) != VMI_OS_WINDOWS ||
+        tinyvmi_kernel_info(c->vmi, &k) != VMI_SUCCESS)
+        return;
+    printf("# Windows %s (%s), ntoskrnl at 0x%" PRIx64 ", profile %s\n",
+           k.release && k.release[0] ? k.release : "build unknown",
+           vmi_get_winver_str(c->vmi), k.text_va, k.source);
+}
+
 /* ---- ps ------------------------------------------------------------------ */
 
 typedef struct list {
@@ -51,7 +68,8 @@ static int ps_text(void *arg, const tinyvmi_process_t *p)
         printf("%7s %7s  %-18s  %-14s  %s\n", "PID", "PPID", "TASK", "DTB",
                "NAME");
     printf("%7d %7d  0x%016" PRIx64 "  0x%012" PRIx64 "  %s%s%s\n", p->pid,
-           p->ppid, p->task, p->dtb, p->kernel_thread ? "[" : "", p->name,
+           p->ppid, p->task, p->dtb, p->kernel_thread ? "[" : "",
+           p->name[0] ? p->name : "?",
            p->kernel_thread ? "]" : "");
     return 0;
 }
@@ -63,8 +81,12 @@ static int ps_json(void *arg, const tinyvmi_process_t *p)
            p->pid, p->ppid);
     cli_json_str(stdout, p->name);
     printf(", \"task\": \"0x%" PRIx64 "\", \"dtb\": \"0x%" PRIx64
-           "\", \"kernel_thread\": %s, \"flags\": \"0x%" PRIx64 "\"}",
+           "\", \"kernel_thread\": %s, \"flags\": \"0x%" PRIx64 "\"",
            p->task, p->dtb, p->kernel_thread ? "true" : "false", p->flags);
+    if (vmi_get_ostype(l->c->vmi) == VMI_OS_WINDOWS)
+        printf(", \"peb\": \"0x%" PRIx64 "\", \"create_time\": %" PRIu64,
+               p->peb, p->create_time);
+    putchar('}');
     return 0;
 }
 
@@ -87,6 +109,7 @@ static int run_ps(cli_t *c)
         return rc;
     bool json = c->given & OPT_JSON;
     list_t l = {c, 0};
+    windows_line(c);
     if (json)
         putchar('[');
     status_t s = tinyvmi_processes(c->vmi, json ? ps_json : ps_text, &l);
@@ -122,6 +145,7 @@ static int run_modules(cli_t *c)
         return rc;
     bool json = c->given & OPT_JSON;
     list_t l = {c, 0};
+    windows_line(c);
     if (json)
         putchar('[');
     status_t s = tinyvmi_modules(c->vmi, json ? mod_json : mod_text, &l);
@@ -182,18 +206,24 @@ static int run_sym(cli_t *c)
     return sym_name(c, c->arg[0], json);
 }
 
-#define OS_OPTS (OPT_GLOBAL | OPT_JSON | OPT_PROFILE | OPT_CONFIG)
+#define OS_OPTS \
+    (OPT_GLOBAL | OPT_JSON | OPT_PROFILE | OPT_CONFIG | OPT_SYMBOLS)
 #define OS_HELP                                                             \
     "With neither --profile nor --config, the kernel's own BTF (types)\n"   \
     "and kallsyms (symbols) are read from guest memory: no profile is\n"    \
     "needed for kernels built with CONFIG_DEBUG_INFO_BTF and\n"             \
     "CONFIG_KALLSYMS_ALL.  --profile takes a Volatility ISF (.json,\n"      \
     ".json.xz) or a Rekall profile; --config a libvmi.conf whose entry\n"   \
-    "for TARGET (or its only entry) names the profile or offsets.\n"
+    "for TARGET (or its only entry) names the profile or offsets.\n"     \
+    "Windows (a crash dump, ostype Windows or a Windows profile) needs a\n"\
+    "profile: --profile FILE, or --symbols DIR (config: win_symbols), a\n" \
+    "Volatility 3 symbol directory (DIR/windows/ntkrnlmp.pdb/GUIDAGE.json\n"\
+    ".xz): chosen by the kernel's GUID+age, else by checking each one's\n" \
+    "offsets against the addresses the dump records.\n"
 
 const cli_cmd_t cli_cmd_ps = {
     .name = "ps",
-    .synopsis = "TARGET [--json] [--profile FILE | --config FILE]",
+    .synopsis = "TARGET [--json] [--profile FILE | --config FILE] [--symbols DIR]",
     .summary = "list the guest's processes (pid, ppid, task, dtb, name)",
     .help = "Walks the kernel's task list from init_task.  Kernel threads\n"
             "(no address space) are shown in [brackets]; their DTB is the\n"
@@ -205,7 +235,7 @@ const cli_cmd_t cli_cmd_ps = {
 
 const cli_cmd_t cli_cmd_modules = {
     .name = "modules",
-    .synopsis = "TARGET [--json] [--profile FILE | --config FILE]",
+    .synopsis = "TARGET [--json] [--profile FILE | --config FILE] [--symbols DIR]",
     .summary = "list the guest kernel's loaded modules (name, base, size)",
     .help = "Walks the kernel's module list; base and size as\n"
             "/proc/modules gives them.  --json: one array of {name, base,\n"
@@ -216,7 +246,7 @@ const cli_cmd_t cli_cmd_modules = {
 
 const cli_cmd_t cli_cmd_sym = {
     .name = "sym",
-    .synopsis = "TARGET NAME|ADDR [--json] [--profile FILE | --config FILE]",
+    .synopsis = "TARGET NAME|ADDR [--json] [--profile FILE | --config FILE] [--symbols DIR]",
     .summary = "kernel symbol to address, or address to symbol+offset",
     .help = "NAME prints its (KASLR-adjusted) address as 0x...; ADDR (0x...)\n"
             "prints the symbol containing it as name+0xoff.\n\n" OS_HELP,
