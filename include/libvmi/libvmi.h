@@ -400,7 +400,10 @@ status_t vmi_init_complete(vmi_instance_t *vmi, const void *domain,
                            vmi_init_error_t *error);
 
 /** Sets up virtual-to-physical translation from vCPU 0's registers.  Returns
- *  the page mode, or VMI_PM_UNKNOWN. */
+ *  the page mode, or VMI_PM_UNKNOWN.  flags: VMI_PM_INITFLAG_TRANSITION_PAGES
+ *  also translates Windows' transition PTEs (not present, bit 11 set, bit 10
+ *  clear: the frame still holds the page) in PAE and IA-32e modes; the
+ *  Windows OS layer turns it on itself.  Prototype PTEs are not followed. */
 page_mode_t vmi_init_paging(vmi_instance_t vmi, uint64_t flags);
 
 /** Closes the instance and everything it holds.  NULL is accepted. */

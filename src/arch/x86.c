@@ -61,6 +61,62 @@ static const tv_pt_format_t x86_la57 = {
               {21, 9, 1, "PDE"}, {12, 9, 0, "PTE"}},
 };
 
+/* Windows' transition PTEs: a page trimmed from a working set stays in
+ * memory (standby or modified list) while its PTE is not present, with
+ * Transition (bit 11) set and Prototype (bit 10) clear; the frame bits are
+ * still the page's.  Only last-level entries; prototype PTEs (bit 10) point
+ * into a section's prototype table and are not followed. */
+#define WIN_PROTOTYPE BIT(10)
+#define WIN_TRANSITION BIT(11)
+
+static void win_decode(const tv_pt_format_t *fmt, unsigned lvl, uint64_t e,
+                       tv_pte_t *d)
+{
+    const tv_pt_level_t *l = &fmt->level[lvl];
+    bool last = lvl + 1u == fmt->nlevels;
+    *d = (tv_pte_t){.kind = TV_PTE_INVALID};
+    if (e & fmt->present) {
+        if (last || (l->can_large && (e & fmt->large))) {
+            d->kind = TV_PTE_PAGE;
+            d->size_log2 = l->shift;
+            d->addr = e & fmt->table_mask & ~((1ULL << l->shift) - 1);
+        } else {
+            d->kind = TV_PTE_TABLE;
+            d->addr = e & fmt->table_mask;
+        }
+    } else if (last && (e & WIN_TRANSITION) && !(e & WIN_PROTOTYPE)) {
+        d->kind = TV_PTE_PAGE;
+        d->size_log2 = l->shift;
+        d->addr = e & fmt->table_mask;
+    }
+}
+
+static const tv_pt_format_t x86_pae_win = {
+    .name = "PAE (transition pages)", .mode = VMI_PM_PAE,
+    .nlevels = 3, .pte_size = 8, .va_bits = 32, .addr_width = 4,
+    .root_mask = 0xffffffe0ULL, .table_mask = ADDR_51_12,
+    .present = X86_P, .large = X86_PS,
+    .level = {{30, 2, 0, "PDPTE"}, {21, 9, 1, "PDE"}, {12, 9, 0, "PTE"}},
+    .decode = win_decode,
+};
+
+static const tv_pt_format_t x86_ia32e_win = {
+    .name = "IA-32e (transition pages)", .mode = VMI_PM_IA32E,
+    .nlevels = 4, .pte_size = 8, .va_bits = 48, .addr_width = 8,
+    .root_mask = ADDR_51_12, .table_mask = ADDR_51_12,
+    .present = X86_P, .large = X86_PS,
+    .level = {{39, 9, 0, "PML4E"}, {30, 9, 1, "PDPTE"}, {21, 9, 1, "PDE"},
+              {12, 9, 0, "PTE"}},
+    .decode = win_decode,
+};
+
+const tv_pt_format_t *tv_pt_format_transition(page_mode_t mode)
+{
+    return mode == VMI_PM_PAE     ? &x86_pae_win
+           : mode == VMI_PM_IA32E ? &x86_ia32e_win
+                                  : NULL;
+}
+
 /* Indexed by the page mode, as LibVMI picks its walker. */
 static const tv_pt_format_t *const formats[] = {
     [VMI_PM_LEGACY] = &x86_legacy,

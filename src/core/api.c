@@ -348,7 +348,11 @@ int tv_set_paging_fmt(struct vmi_instance *vmi, const tv_pt_format_t *fmt,
 
 static int set_paging(struct vmi_instance *vmi, page_mode_t mode, uint64_t dtb)
 {
-    const tv_pt_format_t *fmt = tv_pt_format(mode);
+    const tv_pt_format_t *fmt = vmi->transition
+                                    ? tv_pt_format_transition(mode)
+                                    : NULL;
+    if (!fmt)
+        fmt = tv_pt_format(mode);
     if (!fmt)
         return tv_fail(vmi, TINYVMI_ENOTSUP, "page mode %s is not supported",
                        tinyvmi_page_mode_name(mode));
@@ -452,11 +456,22 @@ static int paging_from_vcpu(struct vmi_instance *vmi)
     return set_paging(vmi, mode, cr3);
 }
 
+void tv_paging_transition(struct vmi_instance *vmi)
+{
+    vmi->transition = true;
+    /* Paging already set (by hand, or by an OS layer) changes format only
+     * where the mode has a transition variant. */
+    const tv_pt_format_t *t = tv_pt_format_transition(vmi->page_mode);
+    if (vmi->pt && t && vmi->pt == tv_pt_format(vmi->page_mode))
+        tv_set_paging_fmt(vmi, t, vmi->kdtb);
+}
+
 TV_API page_mode_t vmi_init_paging(vmi_instance_t vmi, uint64_t flags)
 {
-    (void)flags;
     if (!vmi)
         return VMI_PM_UNKNOWN;
+    if (flags & VMI_PM_INITFLAG_TRANSITION_PAGES)
+        tv_paging_transition(vmi);
     if (vmi->pt)
         return vmi->page_mode;
     return paging_from_vcpu(vmi) ? VMI_PM_UNKNOWN : vmi->page_mode;

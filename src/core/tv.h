@@ -190,6 +190,9 @@ typedef struct tv_walk {
 
 /* The format for a page mode, or NULL. */
 const tv_pt_format_t *tv_pt_format(page_mode_t mode);
+/* The same that also maps Windows' transition PTEs (PAE and IA-32e; NULL
+ * for other modes): LibVMI's VMI_PM_INITFLAG_TRANSITION_PAGES. */
+const tv_pt_format_t *tv_pt_format_transition(page_mode_t mode);
 /* Walks fmt's tables rooted at dtb for va.  Fills *w as far as it got, even
  * on failure; failures set the instance's last error. */
 int tv_pt_walk(struct vmi_instance *vmi, const tv_pt_format_t *fmt,
@@ -238,6 +241,9 @@ int tv_pt_arm32_from_ttbcr(uint64_t ttbcr, tv_pt_format_t out[2]);
  * splits); tinyvmi_set_paging takes a mode. */
 int tv_set_paging_fmt(struct vmi_instance *vmi, const tv_pt_format_t *fmt,
                       uint64_t dtb);
+/* From now on follow Windows' transition PTEs (set_paging picks the
+ * variant), switching the format in use if paging is already set. */
+void tv_paging_transition(struct vmi_instance *vmi);
 /* Paging mode from x86 control registers (VMI_PM_NONE when CR0.PG is 0). */
 page_mode_t tv_x86_page_mode(uint64_t cr0, uint64_t cr4, uint64_t efer);
 
@@ -287,6 +293,7 @@ struct vmi_instance {
     page_mode_t page_mode;
     const tv_pt_format_t *pt; /* NULL until paging is set up */
     tv_pt_format_t pt_arm[2]; /* ARM formats built from TCR/TTBCR */
+    bool transition;          /* follow Windows' transition PTEs */
     uint64_t kdtb;            /* kernel page-table root */
     tv_v2p_cache_t v2p;
 

@@ -893,3 +893,61 @@ TU_TEST(pt_x86_page_mode)
     TU_EQ_INT(tv_x86_page_mode(pg | pe, pae_, unknown), VMI_PM_IA32E);
     TU_EQ_INT(tv_x86_page_mode(pg | pe, pae_ | la57_, unknown), VMI_PM_LA57);
 }
+
+/* ---- Windows' transition PTEs ---------------------------------------------- */
+
+/* Four last-level PTEs: present, transition (bit 11, frame kept), prototype
+ * (bits 10 and 11: a pointer into a section, never a frame) and demand-zero
+ * (nothing).  Without the flag only the present one maps; with
+ * VMI_PM_INITFLAG_TRANSITION_PAGES the transition one maps to its frame
+ * too, and the others stay unmapped. */
+static void transition_case(page_mode_t mode)
+{
+    sim_t s;
+    TU_ASSERT(sim_open(&s, 7));
+    bool is_pae = mode == VMI_PM_PAE;
+    uint64_t root = sim_page(&s), l1 = sim_page(&s), l2 = sim_page(&s),
+             pt = sim_page(&s);
+    uint64_t va = is_pae ? 0xc0400000ULL : 0xfffff80000400000ULL;
+    if (is_pae) { /* PDPTE[3] -> PD; PDE[2] -> PT */
+        poke(&s, root + 3 * 8, l1 | 1, 8);
+        poke(&s, l1 + 2 * 8, pt | 3, 8);
+    } else { /* PML4E[496] -> PDPT[0] -> PD[2] -> PT */
+        poke(&s, root + 496 * 8, l1 | 3, 8);
+        poke(&s, l1 + 0 * 8, l2 | 3, 8);
+        poke(&s, l2 + 2 * 8, pt | 3, 8);
+    }
+    uint64_t frames[4] = {sim_page(&s), sim_page(&s), sim_page(&s), 0};
+    poke(&s, pt + 0 * 8, frames[0] | 0x63, 8);           /* present */
+    poke(&s, pt + 1 * 8, frames[1] | 0x800 | 0x80, 8);   /* transition */
+    poke(&s, pt + 2 * 8, frames[2] | 0xc00, 8);          /* prototype */
+    poke(&s, pt + 3 * 8, 0x80, 8);                       /* demand zero */
+    TU_EQ_INT(tinyvmi_set_paging(s.vmi, mode, root), VMI_SUCCESS);
+    uint64_t pa;
+    for (int pass = 0; pass < 2; pass++) {
+        for (unsigned i = 0; i < 4; i++) {
+            bool want = i == 0 || (pass == 1 && i == 1);
+            status_t got = vmi_translate_kv2p(s.vmi, va + i * 4096 + 0x123,
+                                              &pa);
+            TU_EQ_INT(got == VMI_SUCCESS, want);
+            if (want)
+                TU_ASSERT(pa == frames[i] + 0x123);
+        }
+        TU_EQ_INT(vmi_init_paging(s.vmi, VMI_PM_INITFLAG_TRANSITION_PAGES),
+                  mode);
+    }
+    /* Set by hand after the flag: the transition variant stays chosen. */
+    TU_EQ_INT(tinyvmi_set_paging(s.vmi, mode, root), VMI_SUCCESS);
+    TU_EQ_INT(vmi_translate_kv2p(s.vmi, va + 4096, &pa), VMI_SUCCESS);
+    sim_close(&s);
+}
+
+TU_TEST(pt_x86_windows_transition_ia32e)
+{
+    transition_case(VMI_PM_IA32E);
+}
+
+TU_TEST(pt_x86_windows_transition_pae)
+{
+    transition_case(VMI_PM_PAE);
+}

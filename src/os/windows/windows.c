@@ -870,6 +870,9 @@ static int find_paging(struct vmi_instance *vmi, const tv_win_start_t *s,
         vmi->kdtb = s ? s->dtb : 0; /* reported, not walked */
         return TINYVMI_OK;
     }
+    /* Windows trims pages into transition: their PTEs keep the frame, and
+     * reads through them are what the kernel itself would get back. */
+    tv_paging_transition(vmi);
     if (vmi->pt)
         return TINYVMI_OK;
     if (s && s->dtb && s->ptr_size) {
