@@ -89,11 +89,13 @@ status_t tinyvmi_set_paging(vmi_instance_t vmi, page_mode_t mode, addr_t dtb);
 /** ARM paging by hand: the translation regime that mode's control register
  *  selects (VMI_PM_AARCH64: TCR_EL1's granules and T0SZ/T1SZ, 52-bit
  *  addresses with DS or IPS; VMI_PM_AARCH32: TTBCR's short descriptors or
- *  LPAE split), with dtb the kernel's table (TTBR1, or TTBR0 when one
- *  range maps everything).  Walks pick TTBR0's or TTBR1's layout by the
- *  address, through the one dtb given (as LibVMI does). */
+ *  LPAE split) and both roots.  The kernel's root (vmi_translate_kv2p,
+ *  tinyvmi_kernel_info's dtb) is TTBR1, or TTBR0 where one range maps
+ *  everything (AArch32 short descriptors, LPAE with T1SZ 0); kernel
+ *  translations of low addresses walk TTBR0 (0: TTBR1's table for both,
+ *  as LibVMI does).  Other dtbs given to the walk serve both ranges. */
 status_t tinyvmi_set_paging_arm(vmi_instance_t vmi, page_mode_t mode,
-                                uint64_t tcr, addr_t dtb);
+                                uint64_t tcr, addr_t ttbr0, addr_t ttbr1);
 
 /** The page mode's name ("IA-32e", "LA57", "PAE", ...). */
 const char *tinyvmi_page_mode_name(page_mode_t mode);

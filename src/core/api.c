@@ -318,7 +318,7 @@ TV_API status_t vmi_pagetable_lookup_extended(vmi_instance_t vmi, addr_t dtb,
                           "paging is not set up: cannot walk 0x%llx",
                           (unsigned long long)vaddr));
     tv_walk_t w;
-    int rc = tv_pt_walk(vmi, vmi->pt, dtb, vaddr, &w);
+    int rc = tv_walk_dtb(vmi, vmi->pt, dtb, vaddr, &w);
     fill_info(vmi->page_mode, &w, info);
     if (rc)
         return VMI_FAILURE;
@@ -342,6 +342,7 @@ int tv_set_paging_fmt(struct vmi_instance *vmi, const tv_pt_format_t *fmt,
     vmi->page_mode = fmt->mode;
     vmi->pt = fmt;
     vmi->kdtb = dtb & fmt->root_mask;
+    vmi->kdtb_lo = 0;
     tv_cache_flush(&vmi->v2p);
     return TINYVMI_OK;
 }
@@ -366,7 +367,7 @@ TV_API status_t tinyvmi_set_paging(vmi_instance_t vmi, page_mode_t mode,
 }
 
 static int set_paging_arm(struct vmi_instance *vmi, page_mode_t mode,
-                          uint64_t tcr, uint64_t dtb)
+                          uint64_t tcr, uint64_t ttbr0, uint64_t ttbr1)
 {
     tv_pt_format_t f[2];
     int rc = mode == VMI_PM_AARCH64   ? tv_pt_arm64_from_tcr(tcr, f)
@@ -390,13 +391,18 @@ static int set_paging_arm(struct vmi_instance *vmi, page_mode_t mode,
     vmi->pt_arm[1] = f[1];
     vmi->pt_arm[0].hi = two ? &vmi->pt_arm[1] : &vmi->pt_arm[0];
     vmi->pt_arm[1].hi = &vmi->pt_arm[1];
-    return tv_set_paging_fmt(vmi, &vmi->pt_arm[0], dtb);
+    /* One range (AArch32 TTBR0 only): TTBR0 is the kernel's root. */
+    int rc2 = tv_set_paging_fmt(vmi, &vmi->pt_arm[0], two ? ttbr1 : ttbr0);
+    vmi->kdtb_lo = two ? ttbr0 & vmi->pt_arm[0].root_mask : 0;
+    return rc2;
 }
 
 TV_API status_t tinyvmi_set_paging_arm(vmi_instance_t vmi, page_mode_t mode,
-                                       uint64_t tcr, addr_t dtb)
+                                       uint64_t tcr, addr_t ttbr0,
+                                       addr_t ttbr1)
 {
-    return vmi ? st(set_paging_arm(vmi, mode, tcr, dtb)) : VMI_FAILURE;
+    return vmi ? st(set_paging_arm(vmi, mode, tcr, ttbr0, ttbr1))
+               : VMI_FAILURE;
 }
 
 static int get_reg(struct vmi_instance *vmi, unsigned vcpu, reg_t reg,
@@ -422,19 +428,18 @@ static int paging_from_vcpu(struct vmi_instance *vmi)
 {
     uint64_t cr0, cr3, cr4, efer;
     if (vmi->drv.arch == VMI_ARCH_ARM64 || vmi->drv.arch == VMI_ARCH_ARM32) {
-        /* The kernel's half: TTBR1 (AArch32 with one range: TTBR0). */
-        uint64_t tcr, ttbr;
+        uint64_t tcr, ttbr0, ttbr1;
         bool a64 = vmi->drv.arch == VMI_ARCH_ARM64;
         int rc = get_reg(vmi, 0, TCR_EL1, &tcr);
         if (!rc)
-            rc = get_reg(vmi, 0, TTBR1, &ttbr);
-        if (!rc && !a64 && !(tcr >> 31 & 1))
-            rc = get_reg(vmi, 0, TTBR0, &ttbr);
+            rc = get_reg(vmi, 0, TTBR0, &ttbr0);
+        if (!rc)
+            rc = get_reg(vmi, 0, TTBR1, &ttbr1);
         if (rc)
             return tv_fail(vmi, rc, "no paging: vCPU 0's translation "
                            "registers: %s", vmi->last_error);
         return set_paging_arm(vmi, a64 ? VMI_PM_AARCH64 : VMI_PM_AARCH32,
-                              tcr, ttbr);
+                              tcr, ttbr0, ttbr1);
     }
     int rc = get_reg(vmi, 0, CR0, &cr0);
     if (!rc)

@@ -99,6 +99,16 @@ int tv_write_pa(struct vmi_instance *vmi, uint64_t pa, const void *buf,
     return xfer_pa(vmi, pa, (void *)(uintptr_t)buf, len, done, true);
 }
 
+int tv_walk_dtb(struct vmi_instance *vmi, const tv_pt_format_t *fmt,
+                uint64_t dtb, uint64_t va, tv_walk_t *w)
+{
+    /* The kernel's root with ARM's TTBR0 known: each range its own. */
+    if (vmi->kdtb_lo && (dtb & fmt->root_mask) == vmi->kdtb && fmt->hi &&
+        fmt->hi != fmt)
+        return tv_pt_walk_pair(vmi, fmt, vmi->kdtb_lo, dtb, va, w);
+    return tv_pt_walk(vmi, fmt, dtb, va, w);
+}
+
 int tv_translate(struct vmi_instance *vmi, const tv_pt_format_t *fmt,
                  uint64_t dtb, uint64_t va, uint64_t *pa, uint64_t *span)
 {
@@ -118,7 +128,7 @@ int tv_translate(struct vmi_instance *vmi, const tv_pt_format_t *fmt,
         return TINYVMI_OK;
     }
     tv_walk_t w;
-    int rc = tv_pt_walk(vmi, fmt, dtb, va, &w);
+    int rc = tv_walk_dtb(vmi, fmt, dtb, va, &w);
     if (rc)
         return rc;
     s = w.page_size - (va & (w.page_size - 1));

@@ -295,6 +295,10 @@ struct vmi_instance {
     tv_pt_format_t pt_arm[2]; /* ARM formats built from TCR/TTBCR */
     bool transition;          /* follow Windows' transition PTEs */
     uint64_t kdtb;            /* kernel page-table root */
+    /* ARM: TTBR0, walked for the low range when a split format's kernel
+     * root (kdtb, TTBR1) is asked about a low address; 0: none (kdtb
+     * serves both ranges, LibVMI's convention). */
+    uint64_t kdtb_lo;
     tv_v2p_cache_t v2p;
 
     os_t os;
@@ -427,6 +431,10 @@ int tv_write_pa(struct vmi_instance *vmi, uint64_t pa, const void *buf,
 /* len bytes at pa in place, when they lie in one range and the driver
  * maps its memory; NULL otherwise (then read them). */
 const void *tv_map_pa(struct vmi_instance *vmi, uint64_t pa, size_t len);
+/* One walk through dtb, or, when dtb is the kernel's ARM root and TTBR0 is
+ * known, through the root of va's range (no cache). */
+int tv_walk_dtb(struct vmi_instance *vmi, const tv_pt_format_t *fmt,
+                uint64_t dtb, uint64_t va, tv_walk_t *w);
 /* Virtual -> physical through dtb (fmt NULL: the instance's), with the
  * cache.  *span (optional) gets how many bytes from va on are contiguous. */
 int tv_translate(struct vmi_instance *vmi, const tv_pt_format_t *fmt,

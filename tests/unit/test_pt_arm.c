@@ -958,7 +958,8 @@ TU_TEST(pt_arm64_set_paging_arm_public)
     a64_soup(&s, &hi, &p, 20);
     uint64_t ttbr = a64_ttbr(&hi, p.table[0], 0);
     TU_EQ_INT(tinyvmi_set_paging_arm(s.vmi, VMI_PM_AARCH64,
-                                     tcr_for(12, 39, 16, 48, false), ttbr),
+                                     tcr_for(12, 39, 16, 48, false), 0,
+                                     ttbr),
               VMI_SUCCESS);
     TU_EQ_INT(vmi_get_page_mode(s.vmi, 0), VMI_PM_AARCH64);
     unsigned ok = 0, n = 0;
@@ -974,10 +975,39 @@ TU_TEST(pt_arm64_set_paging_arm_public)
     }
     TU_ASSERT(n == 5000 && ok > 500);
     /* Refused with the reason. */
-    TU_EQ_INT(tinyvmi_set_paging_arm(s.vmi, VMI_PM_AARCH64, 0, ttbr),
+    TU_EQ_INT(tinyvmi_set_paging_arm(s.vmi, VMI_PM_AARCH64, 0, 0, ttbr),
               VMI_FAILURE);
     TU_ASSERT(strstr(tinyvmi_last_error(s.vmi), "reserved granule"));
-    TU_EQ_INT(tinyvmi_set_paging_arm(s.vmi, VMI_PM_IA32E, 0, ttbr),
+    TU_EQ_INT(tinyvmi_set_paging_arm(s.vmi, VMI_PM_IA32E, 0, 0, ttbr),
               VMI_FAILURE);
+    sim_close(&s);
+}
+
+/* Linux's AArch32 LPAE split set by hand with both roots: the kernel's
+ * translations of low addresses (modules below 0xc0000000) walk TTBR0's
+ * three levels, high ones TTBR1's two, each as the reference says. */
+TU_TEST(pt_arm32_set_paging_arm_two_roots)
+{
+    a64cfg_t c = {12, 32, 40};
+    sim_t s;
+    TU_ASSERT(sim_open(&s, 0x8a00000000ULL, 404));
+    soup_t p;
+    a64_soup(&s, &c, &p, 40);
+    uint64_t t0 = p.table[0], t1 = p.table[1];
+    uint64_t ttbcr = 1ULL << 31 | 2ULL << 16;
+    TU_EQ_INT(tinyvmi_set_paging_arm(s.vmi, VMI_PM_AARCH32, ttbcr, t0, t1),
+              VMI_SUCCESS);
+    unsigned lo_ok = 0, hi_ok = 0;
+    for (unsigned i = 0; i < 20000; i++) {
+        uint64_t va = sim_rand(&s) & 0xffffffff, pa = 0;
+        ref_t r = ref_lpae(&s, 0, 2, t0, t1, va);
+        status_t got = vmi_translate_kv2p(s.vmi, va, &pa);
+        TU_EQ_INT(got == VMI_SUCCESS, r.rc == 0);
+        if (got == VMI_SUCCESS) {
+            TU_ASSERT(pa == r.pa);
+            va >= 0xc0000000 ? hi_ok++ : lo_ok++;
+        }
+    }
+    TU_ASSERT(lo_ok > 100 && hi_ok > 10);
     sim_close(&s);
 }
