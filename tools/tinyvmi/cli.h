@@ -38,9 +38,11 @@ enum {
     OPT_COUNT = 1u << 9,
     OPT_SECONDS = 1u << 10,
     OPT_SYMBOLS = 1u << 11,
+    OPT_TCR = 1u << 12,
+    OPT_TTBR0 = 1u << 13,
 };
 /* Every command that takes a TARGET accepts these. */
-#define OPT_GLOBAL (OPT_DTB | OPT_PAGE_MODE)
+#define OPT_GLOBAL (OPT_DTB | OPT_PAGE_MODE | OPT_TCR | OPT_TTBR0)
 
 #define CLI_MAX_POS 2
 
@@ -72,6 +74,8 @@ typedef struct cli {
     unsigned given;               /* OPT_* seen */
     page_mode_t page_mode;        /* --page-mode */
     addr_t dtb;                   /* --dtb */
+    uint64_t tcr;                 /* --tcr (ARM) */
+    addr_t ttbr0;                 /* --ttbr0 (ARM) */
     const char *profile;          /* --profile */
     const char *symbols;          /* --symbols */
     const char *config;           /* --config */
@@ -87,6 +91,8 @@ extern const cli_cmd_t cli_cmd_info, cli_cmd_read, cli_cmd_translate,
 /* os.c: the OS layer's commands, and starting the OS layer. */
 extern const cli_cmd_t cli_cmd_ps, cli_cmd_modules, cli_cmd_sym;
 int cli_os(cli_t *c);
+/* The same without printing: VMI_OS_UNKNOWN, the reason in the last error. */
+os_t cli_start_os(cli_t *c);
 extern const cli_cmd_t cli_cmd_trace;
 /* profile.c: an ISF from a kernel image's BTF and kallsyms. */
 extern const cli_cmd_t cli_cmd_profile;

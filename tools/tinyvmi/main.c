@@ -26,11 +26,19 @@ typedef struct cli_opt {
 
 static const cli_opt_t options[] = {
     {"--page-mode", OPT_PAGE_MODE, "MODE",
-     "legacy, pae, ia32e or la57: the paging mode, for dumps\n"
-     "without vCPU registers (raw images; give --dtb too)"},
+     "legacy, pae, ia32e, la57, aarch64 or aarch32: the paging\n"
+     "mode, for dumps without paging registers (raw images, ARM\n"
+     "ELF dumps; give --dtb too, and --tcr for ARM)"},
     {"--dtb", OPT_DTB, "DTB",
-     "page-table root (a CR3 value) to translate with; alone,\n"
-     "on a dump with registers, the dump's page mode is kept"},
+     "page-table root (a CR3 value; ARM: TTBR1, or TTBR0 where\n"
+     "it maps everything) to translate with; alone, on a dump\n"
+     "with registers, the dump's page mode is kept"},
+    {"--tcr", OPT_TCR, "TCR",
+     "ARM: TCR_EL1 (aarch64) or TTBCR (aarch32), which picks the\n"
+     "granule, address sizes and descriptor format"},
+    {"--ttbr0", OPT_TTBR0, "TTBR0",
+     "ARM: TTBR0, walked for kernel addresses in the low range\n"
+     "(default: --dtb for both)"},
     {"--pa", OPT_PA, NULL, "ADDR is a physical address"},
     {"--raw", OPT_RAW, NULL, "write the bytes as they are, not a hex dump"},
     {"--json", OPT_JSON, NULL, "machine-readable output"},
@@ -151,7 +159,11 @@ static int set_option(cli_t *c, const cli_opt_t *o, const char *val)
                         "or 0x-hex)", val);
     if (o->bit == OPT_PAGE_MODE && !cli_parse_page_mode(val, &c->page_mode))
         return cli_fail(c, CLI_USAGE, "--page-mode: unknown mode '%s' (legacy, "
-                        "pae, ia32e or la57)", val);
+                        "pae, ia32e, la57, aarch64 or aarch32)", val);
+    if ((o->bit == OPT_TCR && !cli_parse_u64(val, &c->tcr)) ||
+        (o->bit == OPT_TTBR0 && !cli_parse_u64(val, &c->ttbr0)))
+        return cli_fail(c, CLI_USAGE, "%s: not a number: '%s' (decimal or "
+                        "0x-hex)", o->name, val);
     if ((o->bit == OPT_COUNT && !cli_parse_u64(val, &c->count)) ||
         (o->bit == OPT_SECONDS && !cli_parse_u64(val, &c->seconds)))
         return cli_fail(c, CLI_USAGE, "%s: not a number: '%s'", o->name, val);

@@ -8,21 +8,16 @@
 
 #include "cli.h"
 
-/* Starts the OS layer the way the options say. */
-int cli_os(cli_t *c)
+/* Starts the OS layer the way the options say; VMI_OS_UNKNOWN with the
+ * reason in the instance's last error (nothing printed). */
+os_t cli_start_os(cli_t *c)
 {
-    int rc = cli_paging(c, false);
-    if (rc)
-        return rc;
     vmi_init_error_t err = VMI_INIT_ERROR_NONE;
     os_t os;
-    if (c->profile && c->config)
-        return cli_fail(c, CLI_USAGE, "--profile and --config exclude each "
-                        "other (a config entry names its own profile)");
     /* a Windows symbol directory reaches vmi_init_os as the config's
      * win_symbols would */
     if (c->symbols && setenv("TINYVMI_SYMBOLS", c->symbols, 1))
-        return cli_fail(c, CLI_FAILED, "setenv failed");
+        return VMI_OS_UNKNOWN;
     if (c->profile) {
         os = vmi_init_os(c->vmi, VMI_CONFIG_JSON_PATH, (void *)c->profile,
                          &err);
@@ -30,12 +25,23 @@ int cli_os(cli_t *c)
         /* The entry is looked up by the target's name, as LibVMI looks up
          * a domain's; a file with a single entry needs no name. */
         if (setenv("TINYVMI_CONF", c->config, 1))
-            return cli_fail(c, CLI_FAILED, "setenv failed");
+            return VMI_OS_UNKNOWN;
         os = vmi_init_os(c->vmi, VMI_CONFIG_GLOBAL_FILE_ENTRY, NULL, &err);
     } else {
         os = vmi_init_os(c->vmi, VMI_CONFIG_STRING, NULL, &err);
     }
-    if (os == VMI_OS_UNKNOWN)
+    return os;
+}
+
+int cli_os(cli_t *c)
+{
+    int rc = cli_paging(c, false);
+    if (rc)
+        return rc;
+    if (c->profile && c->config)
+        return cli_fail(c, CLI_USAGE, "--profile and --config exclude each "
+                        "other (a config entry names its own profile)");
+    if (cli_start_os(c) == VMI_OS_UNKNOWN)
         return cli_fail(c, CLI_NOTARGET, "cannot find the guest's kernel: %s",
                         tinyvmi_last_error(c->vmi));
     return CLI_OK;

@@ -86,7 +86,7 @@ const cli_cmd_t cli_cmd_read = {
             "--raw, the bytes themselves.  A read that stops early (an\n"
             "unmapped page, the end of memory) prints what it read, then the\n"
             "error, and exits 1.\n",
-    .opts = OPT_GLOBAL | OPT_PA | OPT_RAW,
+    .opts = OPT_GLOBAL | OPT_PA | OPT_RAW | OPT_PROFILE | OPT_CONFIG,
     .pos = {{"ADDR", true}, {"LEN", true}},
     .npos = 2,
     .run = read_run,

@@ -65,6 +65,8 @@ static const struct {
     {"pae", VMI_PM_PAE},
     {"ia32e", VMI_PM_IA32E},
     {"la57", VMI_PM_LA57},
+    {"aarch64", VMI_PM_AARCH64},
+    {"aarch32", VMI_PM_AARCH32},
 };
 
 bool cli_parse_page_mode(const char *s, page_mode_t *out)
@@ -84,10 +86,30 @@ bool cli_parse_page_mode(const char *s, page_mode_t *out)
 /* --dtb and/or --page-mode: the other half comes from the dump's vCPU 0.
  * The result goes through tinyvmi_set_paging, so the kernel DTB every
  * command uses is the one asked for. */
+/* ARM: TCR/TTBCR and the roots, all given (ARM dumps carry none). */
+static int arm_by_hand(cli_t *c)
+{
+    const char *m = tinyvmi_page_mode_name(c->page_mode);
+    if (!(c->given & OPT_TCR) || !(c->given & OPT_DTB))
+        return cli_fail(c, CLI_USAGE, "--page-mode %s needs --tcr and --dtb "
+                        "(TTBR1; TTBR0 where one range maps everything)", m);
+    if (tinyvmi_set_paging_arm(c->vmi, c->page_mode, c->tcr,
+                               c->given & OPT_TTBR0 ? c->ttbr0 : c->dtb,
+                               c->dtb) != VMI_SUCCESS)
+        return cli_fail(c, CLI_NOTARGET, "setting up %s paging: %s", m,
+                        tinyvmi_last_error(c->vmi));
+    return CLI_OK;
+}
+
 static int paging_by_hand(cli_t *c)
 {
     page_mode_t mode = c->page_mode;
     uint64_t dtb = c->dtb;
+    if (mode == VMI_PM_AARCH64 || mode == VMI_PM_AARCH32)
+        return arm_by_hand(c);
+    if (c->given & (OPT_TCR | OPT_TTBR0))
+        return cli_fail(c, CLI_USAGE, "--tcr and --ttbr0 go with --page-mode "
+                        "aarch64 or aarch32");
     if (!(c->given & OPT_PAGE_MODE)) {
         mode = vmi_init_paging(c->vmi, 0);
         if (mode == VMI_PM_UNKNOWN)
@@ -110,11 +132,21 @@ static int paging_by_hand(cli_t *c)
 
 int cli_paging(cli_t *c, bool need)
 {
-    if (c->given & (OPT_PAGE_MODE | OPT_DTB))
+    if (c->given & OPT_GLOBAL)
         return paging_by_hand(c);
     if (vmi_init_paging(c->vmi, 0) != VMI_PM_UNKNOWN || !need)
         return CLI_OK;
-    return cli_fail(c, CLI_NOTARGET, "cannot translate virtual addresses: %s",
+    /* No paging registers (a raw image, an ARM dump): the OS layer finds
+     * the kernel's own page tables, with the profile given or none. */
+    char why[256];
+    snprintf(why, sizeof why, "%s", tinyvmi_last_error(c->vmi));
+    if (!(c->profile && c->config) &&
+        cli_start_os(c) != VMI_OS_UNKNOWN &&
+        vmi_get_page_mode(c->vmi, 0) != VMI_PM_UNKNOWN)
+        return CLI_OK;
+    return cli_fail(c, CLI_NOTARGET, "cannot translate virtual addresses: %s; "
+                    "and the kernel's own page tables were not found: %s "
+                    "(give --page-mode/--dtb)", why,
                     tinyvmi_last_error(c->vmi));
 }
 
