@@ -16,6 +16,7 @@ Ends with the line "N passed, N failed" (", N skipped" when some skip).
 import argparse
 import concurrent.futures as cf
 import glob
+import json
 import os
 import subprocess
 import sys
@@ -94,7 +95,32 @@ def run_one(test):
 
 
 LAB_GUESTS = ["k61-4l-1c", "k61-5l-2c", "k612-4l-2c", "k612-5l-1c",
-              "isf-4l-1c"]
+              "isf-4l-1c", "a64-2c", "armmp-1c", "armlpae-1c", "i686-1c",
+              "i686pae-2c"]
+# Kernels without BTF (Debian's 32-bit ones): their ISF is made from the
+# -dbg package's vmlinux (tests/guests/dbgsym.py), once.
+DBG_ARCH = {"i386": "i386", "arm": "armhf"}
+
+
+def dbg_profile(guest):
+    """The ISF of a guest whose kernel has no BTF; why it failed, or None."""
+    try:
+        with open(os.path.join(BUILD, "lab", "guests", guest,
+                               "lab.json")) as f:
+            lab = json.load(f)
+    except (OSError, ValueError) as e:
+        return f"{guest}: lab.json: {e}"
+    deb = DBG_ARCH.get(lab.get("arch"))
+    if not deb:
+        return None
+    kver = lab["kernel"]["kver"]
+    p = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "guests",
+                                                     "dbgsym.py"),
+                        "profile", f"{kver}:{deb}"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=1800)
+    if p.returncode != 0:
+        return f"dbgsym.py profile {kver}:{deb}: {p.stderr.strip()[-2000:]}"
+    return None
 
 
 def prepare_lab():
@@ -118,6 +144,10 @@ def prepare_lab():
                           f"{p.stderr.strip()[-2000:]}")
             if args[0] == "fetch":
                 break
+        elif args[0] == "ensure":
+            why = dbg_profile(args[1])
+            if why:
+                failed.append(why)
     if failed:
         return "\n".join(failed)
     print(f"lab ready ({time.time() - t0:.0f}s)", flush=True)

@@ -17,6 +17,14 @@ Commands (NAME is a guest of the matrix, see `list`):
 
 Python standard library only. Host tools: apt-get, apt-cache, dpkg-deb, qemu-system-x86_64,
 xz (lzma module), zstd (only for .ko.zst modules). Artifacts live in build/lab (TVLAB_ROOT).
+
+Other architectures (a64-2c, armmp-1c, armlpae-1c, i686-1c, i686pae-2c: Debian's arm64,
+armmp, armmp-lpae, 686, 686-pae kernels; qemu-system-aarch64/-arm/-i386) use the same
+commands. Their kernels come from build/lab/apt-foreign on first use. ARM virt puts RAM at
+guest-physical 0x40000000 (lab.json's ram_map; dump.raw is still offset = physical
+address, sparse below RAM). regs.json adds the gdbstub's TTBR0/TTBR1/TCR/SCTLR and the
+ELF dump's notes; truth.json adds the guest's /proc/kcore headers, System RAM and
+vmallocinfo, from which the oracle's address classes are derived.
 """
 
 import argparse
@@ -80,7 +88,46 @@ GUESTS = {
     # attaches to them while they run; `live NAME` brings one up).
     "live-k61-4l-1c": {"kernel": "6.1", "la57": False, "smp": 1, "live": True},
     "live-k612-5l-2c": {"kernel": "6.12", "la57": True, "smp": 2, "live": True},
+    # Other architectures (tests/lab/test_arch.py): Debian bookworm's arm64, armmp,
+    # armmp-lpae, 686 and 686-pae kernels; "paging" is the mode the kernel must run in.
+    "a64-2c": {"kernel": "arm64-6.1", "arch": "aarch64", "la57": False, "smp": 2,
+               "paging": "aarch64"},
+    "armmp-1c": {"kernel": "armmp-6.1", "arch": "arm", "la57": False, "smp": 1,
+                 "paging": "short"},
+    "armlpae-1c": {"kernel": "armlpae-6.1", "arch": "arm", "la57": False, "smp": 1,
+                   "paging": "lpae"},
+    "i686-1c": {"kernel": "686-6.1", "arch": "i386", "la57": False, "smp": 1,
+                "paging": "legacy"},
+    "i686pae-2c": {"kernel": "686pae-6.1", "arch": "i386", "la57": False, "smp": 2,
+                   "paging": "pae"},
 }
+# Guest architectures other than x86_64 (data): QEMU, board, CPU, console, where RAM
+# starts in guest-physical space, and the system registers read from the gdbstub
+# (HMP `info registers` shows no TTBRs on ARM).
+FOREIGN_ARCHES = {
+    "aarch64": {"deb": "arm64", "qemu": "qemu-system-aarch64", "machine": "virt",
+                "cpu": "cortex-a57", "console": "ttyAMA0", "ram_base": 0x40000000,
+                # QEMU names SCTLR_EL1 "SCTLR" (its AArch32 name)
+                "sysregs": ("TTBR0_EL1", "TTBR1_EL1", "TCR_EL1", ("SCTLR_EL1", "SCTLR"))},
+    # highmem=off: the non-LPAE kernel cannot reach devices above 4 GiB
+    "arm": {"deb": "armhf", "qemu": "qemu-system-arm", "machine": "virt,highmem=off",
+            "cpu": "cortex-a15", "console": "ttyAMA0", "ram_base": 0x40000000,
+            "sysregs": ("TTBR0", "TTBR1", "TTBCR", "SCTLR")},
+    # max: PAE and NX for 686-pae; the 686 kernel runs 2-level paging on it
+    "i386": {"deb": "i386", "qemu": "qemu-system-i386", "machine": "pc", "cpu": "max",
+             "console": "ttyS0", "ram_base": 0, "sysregs": ()},
+}
+
+
+def garch(name):
+    """The guest's architecture: x86_64 for the original matrix."""
+    return GUESTS[name].get("arch", "x86_64")
+
+
+def foreign(name):
+    """The FOREIGN_ARCHES entry of a guest, or None for x86_64."""
+    return FOREIGN_ARCHES.get(garch(name))
+
 RAM_MIB = 256
 MODULES = {"loop": "drivers/block/loop.ko", "dummy": "drivers/net/dummy.ko"}
 APT_SOURCES = """\
@@ -319,6 +366,137 @@ def cmd_fetch(refresh=False, quiet=False):
     log(f"fetch done in {time.monotonic() - t:.1f}s: {lines}")
 
 
+# ---------------------------------------------------------------- fetch: other architectures
+#
+# ARM and 32-bit x86 kernels come from a second private apt state (build/lab/apt-foreign)
+# that knows only those architectures, so amd64's state and artifacts stay as they are
+# (tests/guests/dbgsym.py keeps its own in build/lab/apt-multi).
+# They are fetched on first use of a guest that needs them, not by `fetch`.
+
+FOREIGN_DEBS = ("arm64", "armhf", "i386")
+# kernel line -> (Debian architecture, metapackage whose dependency is the kernel)
+FOREIGN_LINES = {
+    "arm64-6.1": ("arm64", "linux-image-arm64"),
+    "armmp-6.1": ("armhf", "linux-image-armmp"),
+    "armlpae-6.1": ("armhf", "linux-image-armmp-lpae"),
+    "686-6.1": ("i386", "linux-image-686"),
+    "686pae-6.1": ("i386", "linux-image-686-pae"),
+}
+MULTI_SOURCES = """\
+deb [arch={a}] http://deb.debian.org/debian bookworm main
+deb [arch={a}] http://deb.debian.org/debian-security bookworm-security main
+""".format(a=",".join(FOREIGN_DEBS))
+
+
+def multi_opts():
+    a = LAB / "apt-foreign"
+    return ["-o", f"Dir::Etc::SourceList={a / 'sources.list'}",
+            "-o", "Dir::Etc::SourceParts=/dev/null",
+            "-o", "Dir::Etc::Preferences=/dev/null",
+            "-o", "Dir::Etc::PreferencesParts=/dev/null",
+            "-o", f"Dir::State::Lists={a / 'lists'}",
+            "-o", f"Dir::Cache={a / 'cache'}",
+            "-o", "Dir::State::status=/var/lib/dpkg/status",
+            "-o", "APT::Sandbox::User=root",
+            *[x for d in FOREIGN_DEBS for x in ("-o", f"APT::Architectures::={d}")]]
+
+
+def multi_update():
+    a = LAB / "apt-foreign"
+    stamp = a / "updated"
+    if stamp.exists() and (a / "sources.list").read_text() == MULTI_SOURCES:
+        return
+    for d in ("lists/partial", "cache/archives/partial"):
+        (a / d).mkdir(parents=True, exist_ok=True)
+    (a / "sources.list").write_text(MULTI_SOURCES)
+    log(f"apt-get update for {', '.join(FOREIGN_DEBS)} (private state in {a})")
+    run(["apt-get", *multi_opts(), "-q", "update"], timeout=600)
+    stamp.write_text(time.ctime() + "\n")
+
+
+def multi_cache(args):
+    return run(["apt-cache", *multi_opts(), *args], timeout=120)
+
+
+def multi_candidate(pkg):
+    m = re.search(r"^\s*Candidate:\s*(\S+)", multi_cache(["policy", pkg]), re.M)
+    if not m or m.group(1) == "(none)":
+        raise LabError(f"apt (apt-foreign) knows no candidate for {pkg}")
+    return m.group(1)
+
+
+def multi_download(spec, dest):
+    dest.mkdir(parents=True, exist_ok=True)
+    for old in dest.glob("*.deb"):
+        old.unlink()
+    run(["apt-get", *multi_opts(), "-q", "download", spec], cwd=dest, timeout=900)
+    debs = list(dest.glob("*.deb"))
+    if len(debs) != 1:
+        raise LabError(f"apt-get download {spec}: no single .deb in {dest}")
+    return debs[0]
+
+
+def fetch_foreign_kernel(line):
+    """Download and extract a foreign line's kernel unless already there; return its
+    directory (the kernel's image, config and our modules, as for amd64)."""
+    lines = read_json(KERNELS / "foreign-lines.json") or {}
+    d = KERNELS / lines.get(line, "-")
+    if (d / "kernel.json").exists():
+        return d
+    multi_update()
+    deb_arch, meta_pkg = FOREIGN_LINES[line]
+    out = multi_cache(["depends", f"{meta_pkg}:{deb_arch}"])
+    pkgs = sorted({p.split(":")[0] for p in re.findall(r"Depends:\s*(linux-image-\S+)", out)})
+    if len(pkgs) != 1:
+        raise LabError(f"line {line}: expected one kernel in\n{out}")
+    pkg = pkgs[0]
+    ver = multi_candidate(f"{pkg}:{deb_arch}")
+    log(f"line {line}: downloading {pkg}:{deb_arch} {ver}")
+    deb = multi_download(f"{pkg}:{deb_arch}={ver}", LAB / "debs-multi")
+    kver = pkg[len("linux-image-"):]
+    dest = KERNELS / kver
+    tmp, found = extract_kernel(deb, dest)
+    missing = {"vmlinuz", "config", *MODULES} - set(found)
+    if missing:
+        raise LabError(f"{deb.name} lacks {sorted(missing)}")
+    meta = {"line": line, "package": pkg, "arch": deb_arch, "version": ver, "kver": kver,
+            "vmlinuz": found["vmlinuz"], "config": found["config"],
+            "modules": {m: found[m] for m in MODULES}}
+    write_json(tmp / "kernel.json", meta)
+    shutil.rmtree(dest, ignore_errors=True)
+    tmp.replace(dest)
+    deb.unlink()
+    lines = read_json(KERNELS / "foreign-lines.json") or {}
+    lines[line] = kver
+    write_json(KERNELS / "foreign-lines.json", lines)
+    return dest
+
+
+def busybox_dir(deb_arch=None):
+    """amd64's busybox stays in build/lab/busybox; others in busybox-<arch>."""
+    return LAB / "busybox" if deb_arch in (None, "amd64") else LAB / f"busybox-{deb_arch}"
+
+
+def fetch_foreign_busybox(deb_arch):
+    dest = busybox_dir(deb_arch)
+    if (dest / "busybox.json").exists():
+        return dest
+    multi_update()
+    ver = multi_candidate(f"busybox-static:{deb_arch}")
+    log(f"downloading busybox-static:{deb_arch} {ver}")
+    deb = multi_download(f"busybox-static:{deb_arch}={ver}", LAB / "debs-multi")
+    got = dict(deb_members(deb, lambda n: n in ("./bin/busybox", "./usr/bin/busybox")))
+    if not got:
+        raise LabError(f"{deb.name} has no bin/busybox")
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / "busybox").write_bytes(next(iter(got.values())))
+    (dest / "busybox").chmod(0o755)
+    write_json(dest / "busybox.json", {"package": f"busybox-static:{deb_arch}",
+                                       "version": ver})
+    deb.unlink()
+    return dest
+
+
 # ---------------------------------------------------------------- kernels and initramfs
 
 def isf_kernel():
@@ -344,6 +522,8 @@ def kernel_info(line):
         return isf_kernel()
     lines = read_json(KERNELS / "lines.json") or {}
     d = KERNELS / lines.get(line, "-")
+    if line in FOREIGN_LINES:
+        d = fetch_foreign_kernel(line)
     k = read_json(d / "kernel.json")
     if not k:
         raise LabError(f"kernel line {line} not fetched (run: lab.py fetch)")
@@ -355,11 +535,46 @@ def kernel_info(line):
     return k
 
 
-def sleeper_elf():
+# Debian architecture -> (ELF class, e_machine, e_flags, code) of the sleeper: a loop
+# around a system call that blocks until a signal.
+SLEEPERS = {
+    # mov eax, 29 (pause); int 0x80; jmp back to mov
+    "i386": (1, 3, 0, bytes([0xB8, 29, 0, 0, 0, 0xCD, 0x80, 0xEB, 0xF7])),
+    # mov r7, #29 (pause); svc #0; b back to mov.  EABI5, hard float.
+    "armhf": (1, 40, 0x05000400, struct.pack("<3I", 0xE3A0701D, 0xEF000000, 0xEAFFFFFC)),
+    # arm64 has no pause: ppoll(NULL, 0, NULL, NULL) with x0..x3 = 0, x8 = 73;
+    # svc #0; b back to the first mov
+    "arm64": (2, 183, 0, struct.pack("<7I", 0xD2800000, 0xD2800001, 0xD2800002,
+                                     0xD2800003, 0xD2800928, 0xD4000001, 0x17FFFFFA)),
+}
+
+
+def sleeper_foreign(deb_arch):
+    """The sleeper of sleeper_elf() for another architecture (same marker, same page)."""
+    cls, machine, flags, code = SLEEPERS[deb_arch]
+    base = 0x400000
+    hdr = 64 + 56 if cls == 2 else 52 + 32
+    body = code + USER_MARKER
+    size = hdr + len(body)
+    ident = b"\x7fELF" + bytes([cls, 1, 1, 0]) + bytes(8)
+    if cls == 2:
+        ehdr = struct.pack("<16sHHIQQQIHHHHHH", ident, 2, machine, 1, base + hdr, 64, 0,
+                           flags, 64, 56, 1, 0, 0, 0)
+        phdr = struct.pack("<IIQQQQQQ", 1, 5, 0, base, base, size, size, 0x1000)
+    else:
+        ehdr = struct.pack("<16sHHIIIIIHHHHHH", ident, 2, machine, 1, base + hdr, 52, 0,
+                           flags, 52, 32, 1, 0, 0, 0)
+        phdr = struct.pack("<8I", 1, 0, base, base, size, size, 5, 0x1000)
+    return ehdr + phdr + body, hdr + len(code)
+
+
+def sleeper_elf(deb_arch=None):
     """A 4 KiB-page-sized static ELF that pause()s forever and carries USER_MARKER.
 
     Hand-assembled so comm and argv are exactly what we exec (busybox applets need
     argv[0] to be an applet name). The marker sits in the mapped, executed page."""
+    if deb_arch not in (None, "amd64"):
+        return sleeper_foreign(deb_arch)
     base, hdr = 0x400000, 64 + 56
     code = bytes([0xB8, 34, 0, 0, 0,      # mov eax, 34 (pause)
                   0x0F, 0x05,             # syscall
@@ -393,15 +608,18 @@ def cpio_newc(entries):
 
 
 def initramfs_entries(k):
-    busybox = (LAB / "busybox" / "busybox").read_bytes()
-    elf, _ = sleeper_elf()
+    arch = k.get("arch")                       # None: amd64 (kernel.json has no arch)
+    if arch:
+        fetch_foreign_busybox(arch)
+    busybox = (busybox_dir(arch) / "busybox").read_bytes()
+    elf, _ = sleeper_elf(arch)
     d, r, x = stat.S_IFDIR | 0o755, stat.S_IFREG | 0o644, stat.S_IFREG | 0o755
     ents = [(n, d, b"") for n in ("bin", "dev", "proc", "sys", "run", "tmp", "tvlab",
                                   "lib", "lib/modules")]
     ents += [("dev/console", stat.S_IFCHR | 0o600, b"", (5, 1)),
              ("bin/busybox", x, busybox),
              ("bin/sh", stat.S_IFLNK | 0o777, b"busybox"),
-             ("init", x, (HERE / "init.sh").read_bytes()),
+             ("init", x, init_script(arch)),
              ("tvlab/tvlab-heartbeat", x, (HERE / "tvlab-heartbeat.sh").read_bytes()),
              ("tvlab/tvlab-sleeper", x, elf),
              ("tvlab/tvlab-idle", stat.S_IFLNK | 0o777, b"tvlab-sleeper"),
@@ -412,6 +630,38 @@ def initramfs_entries(k):
             raise LabError(f"{m}.ko depends on {module_depends(ko)}: load those too")
         ents.append((f"lib/modules/{m}.ko", r, ko))
     return ents
+
+
+# Printed by the init of the other architectures only (amd64's init stays byte for byte
+# init.sh, so its artifacts stay as they are): the kernel's memory layout as the guest
+# sees it, for the oracle's classes (linear map, vmalloc) -- derived, never assumed.
+#   kcore       the first 4 KiB of /proc/kcore in hex: its program headers give each
+#               RAM range's linear-map address and physical address, and the text
+#   iomem       /proc/iomem's System RAM lines (physical RAM as the kernel sees it)
+#   vmallocinfo the first lines of /proc/vmallocinfo (live vmalloc areas)
+#   kallsyms_arch kallsyms entries that matter on these architectures
+ARCH_TRUTH_SH = r"""
+begin kcore; od -An -v -tx1 -N 4096 /proc/kcore | tr -d ' \n'; echo; end kcore
+begin iomem; grep 'System RAM' /proc/iomem; end iomem
+# %pK prints hashed pointers when kptr_restrict is 0, real ones to root when it is 1
+echo 1 > /proc/sys/kernel/kptr_restrict
+begin vmallocinfo; head -n 300 /proc/vmallocinfo; end vmallocinfo
+echo 0 > /proc/sys/kernel/kptr_restrict
+begin kallsyms_arch
+grep -E ' (_text|_stext|stext|_etext|_sinittext|_einittext|__init_begin|__init_end|_end|primary_entry|start_kernel|secondary_startup|startup_32|linux_banner|init_task|init_mm|swapper_pg_dir|schedule|do_sys_openat2|vectors)$' /proc/kallsyms
+end kallsyms_arch
+"""
+
+
+def init_script(deb_arch):
+    """/init: init.sh, plus ARCH_TRUTH_SH before READY on the other architectures."""
+    text = (HERE / "init.sh").read_bytes()
+    if deb_arch in (None, "amd64"):
+        return text
+    mark = b"touch /run/tvlab-ready\n"
+    if text.count(mark) != 1:
+        raise LabError("init.sh: no single 'touch /run/tvlab-ready' to insert before")
+    return text.replace(mark, ARCH_TRUTH_SH.lstrip("\n").encode() + mark)
 
 
 def ensure_initramfs(k):
@@ -530,7 +780,32 @@ def gdb_endpoint(d):
     return {"type": "unix", "path": str(p)}, f"unix:{p},server=on,wait=off"
 
 
+def foreign_argv(name, k, initrd, gdb_spec):
+    """QEMU for an ARM or i386 guest: TCG, RAM in a shared file as for amd64."""
+    g, d, a = GUESTS[name], gdir(name), foreign(name)
+    argv = [a["qemu"], "-name", f"tvlab-{name}", "-accel", "tcg", "-cpu", a["cpu"],
+            "-smp", str(g["smp"]), "-m", f"{RAM_MIB}M",
+            "-object", f"memory-backend-file,id=ram0,size={RAM_MIB}M,"
+                       f"mem-path={d / 'ram'},share=on",
+            "-machine", f"{a['machine']},memory-backend=ram0",
+            "-kernel", k["vmlinuz"], "-initrd", str(initrd),
+            "-append", foreign_append(name),
+            "-nodefaults", "-display", "none", "-no-reboot",
+            "-serial", f"file:{d / 'serial.log'}"]
+    if a["console"] == "ttyS0":                # the heartbeat's ttyS1, as on amd64
+        argv += ["-serial", f"unix:{d / 'input.sock'},server=on,wait=off"]
+    return argv + ["-qmp", f"unix:{d / 'qmp.sock'},server=on,wait=off",
+                   "-qmp", f"unix:{d / 'lab-qmp.sock'},server=on,wait=off",
+                   "-gdb", gdb_spec]
+
+
+def foreign_append(name):
+    return KERNEL_APPEND.replace("console=ttyS0", f"console={foreign(name)['console']}", 1)
+
+
 def qemu_argv(name, k, initrd, gdb_spec):
+    if foreign(name):
+        return foreign_argv(name, k, initrd, gdb_spec)
     g, d = GUESTS[name], gdir(name)
     kvm = os.environ.get("TVLAB_KVM") == "1"
     return ["qemu-system-x86_64", "-name", f"tvlab-{name}",
@@ -645,11 +920,18 @@ def start_qemu(name, k, initrd):
             "qmp": str(d / "qmp.sock"), "lab_qmp": str(d / "lab-qmp.sock"),
             "input": str(d / "input.sock"),
             "gdb": gdb, "serial": str(d / "serial.log"), "qemu_argv": argv}
+    if foreign(name):
+        base = foreign(name)["ram_base"]
+        info.update(arch=garch(name), paging=GUESTS[name]["paging"],
+                    append=foreign_append(name),
+                    ram_map=[{"gpa": base, "file_offset": 0, "size": RAM_MIB << 20}])
     return p, info
 
 
 def check_paging(name, q):
     """Every vCPU must run in the paging mode the matrix asks for; return regs text."""
+    if foreign(name):
+        return check_foreign_paging(name, q)
     text = q.hmp("info registers -a", cpu=None)
     cpus = parse_regs(text)
     want = GUESTS[name]["la57"]
@@ -913,9 +1195,9 @@ def parse_userprocs(cmd_lines, stat_lines, map_lines):
     return out
 
 
-def user_markers(procs):
+def user_markers(procs, deb_arch=None):
     """Where USER_MARKER sits in each sleeper: first mapping of its executable + offset."""
-    _, off = sleeper_elf()
+    _, off = sleeper_elf(deb_arch)
     out = []
     for p in procs:
         first = next((m for m in p["maps"] if m.rstrip().endswith("/tvlab/tvlab-sleeper")),
@@ -928,7 +1210,7 @@ def user_markers(procs):
     return out
 
 
-def parse_truth(serial):
+def parse_truth(serial, deb_arch=None):
     b = serial_blocks(serial)
     need = {"uname", "version", "ps", "modules", "modsections", "kallsyms", "cmdline",
             "userstat", "maps"}
@@ -943,7 +1225,7 @@ def parse_truth(serial):
             "kallsyms_sample": sorted([hx(int(a, 16)), t, n, int(c)] for a, t, n, c in
                                       (ln.split()[:4] for ln in b.get("kallsyms_sample", []))),
             "kallsyms_count": int(b["kallsyms_count"][0]) if b.get("kallsyms_count") else 0,
-            "cmdline": procs, "user_markers": user_markers(procs)}
+            "cmdline": procs, "user_markers": user_markers(procs, deb_arch)}
 
 
 # ---------------------------------------------------------------- snapshot
@@ -978,6 +1260,8 @@ def dump_files(name, q, size):
 
 
 def cmd_snapshot(name, cont=False):
+    if foreign(name):
+        return snapshot_foreign(name, cont)
     info = require_running(name)
     d = gdir(name)
     for f in ("snapshot.json", "oracle.json"):
@@ -1160,6 +1444,8 @@ def oracle_stats(entries, bases):
 
 
 def cmd_oracle(name, count=1000, seed=1, out=None):
+    if foreign(name):
+        return oracle_foreign(name, count, seed, out)
     info = require_running(name)
     d = gdir(name)
     truth = read_json(d / "truth.json") or parse_truth(d / "serial.log")
@@ -1192,6 +1478,648 @@ def cmd_oracle(name, count=1000, seed=1, out=None):
         f"{res['stats']}")
 
 
+# ---------------------------------------------------------------- other architectures
+#
+# ARM and i386 guests share boot, truth and caching with amd64; what differs is here:
+# their registers (ARM's TTBRs come from the gdbstub), their dump layout (RAM at
+# 0x40000000 on ARM virt), and an oracle whose address classes come from what the
+# guest printed about its own memory layout (HMP `info mem` is x86-only).
+
+CR4_PAE = 1 << 5
+ARM_EAE = 1 << 31                  # TTBCR.EAE: the long-descriptor (LPAE) format
+NT_NAMES = {1: "NT_PRSTATUS", 2: "NT_PRFPREG", 0x400: "NT_ARM_VFP", 0x405: "NT_ARM_SVE",
+            0x202: "NT_386_TLS", 0: "QEMU"}
+PAGE = 0x1000
+MAX_GDB_REPLY = 4 << 20
+
+
+def check_foreign_paging(name, q):
+    """vCPU count as the matrix says; on i386 also PAE on or off as it says (the
+    ARM modes need the gdbstub's system registers: checked at snapshot)."""
+    text = q.hmp("info registers -a", cpu=None)
+    cpus = parse_foreign_regs(garch(name), text)
+    if len(cpus) != GUESTS[name]["smp"]:
+        raise LabError(f"{name}: {len(cpus)} vCPUs in info registers, want "
+                       f"{GUESTS[name]['smp']}")
+    if garch(name) == "i386":
+        for c in cpus:
+            mode = x86_32_paging(c)
+            if mode != GUESTS[name]["paging"]:
+                raise LabError(f"{name}: vCPU {c['index']} runs {mode} paging "
+                               f"(CR0={c['cr0']}, CR4={c['cr4']}), want "
+                               f"{GUESTS[name]['paging']}")
+    return text
+
+
+REG_KEEP = {
+    "i386": re.compile(r"^(E[A-Z]{2}|EFL|CR[0-4]|DR[0-7]|EFER|CPL|HLT)$"),
+    "aarch64": re.compile(r"^(PC|SP|PSTATE|X\d\d)$"),
+    "arm": re.compile(r"^(R\d\d|PSR)$"),
+}
+
+
+def parse_foreign_regs(arch, text):
+    """All vCPUs of `info registers -a` on i386/ARM: {index, <reg>: hex}."""
+    out, cur, idx = [], None, 0
+    for ln in text.replace("\r", "").split("\n"):
+        if m := re.match(r"^CPU#(\d+)", ln):
+            cur = {"index": int(m.group(1))}
+            out.append(cur)
+            continue
+        if cur is None and ln.strip():
+            cur = {"index": idx}
+            out.append(cur)
+        for key, val in PAIR_RE.findall(ln):
+            if REG_KEEP[arch].match(key):
+                k = {"EFL": "eflags"}.get(key, key.lower())
+                cur.setdefault(k, hx(int(val, 16)))
+    need = {"i386": {"eip", "esp", "cr0", "cr3", "cr4"}, "aarch64": {"pc", "sp"},
+            "arm": {"r15", "r13"}}[arch]
+    for c in out:
+        if need - set(c):
+            raise LabError(f"info registers: CPU {c['index']} lacks {sorted(need - set(c))}"
+                           f"\n{text[:1500]}")
+    return out
+
+
+def x86_32_paging(c):
+    if not int(c["cr0"], 16) & (1 << 31):
+        return "off"
+    return "pae" if int(c["cr4"], 16) & CR4_PAE else "legacy"
+
+
+def arm_paging(arch, c):
+    """The translation regime the kernel's tables use, from the system registers."""
+    sctlr = int(c["sctlr_el1" if arch == "aarch64" else "sctlr"], 16)
+    if not sctlr & 1:
+        return "off"
+    if arch == "aarch64":
+        return "aarch64"
+    return "lpae" if int(c["ttbcr"], 16) & ARM_EAE else "short"
+
+
+class GDB:
+    """A minimal gdb remote-protocol client: enough to read registers by name."""
+
+    def __init__(self, spec, timeout=20):
+        if spec.get("type") == "unix":
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            addr = spec["path"]
+        else:
+            self.sock = socket.socket()
+            addr = (spec["host"], spec["port"])
+        self.sock.settimeout(timeout)
+        try:
+            self.sock.connect(addr)
+        except OSError as e:
+            self.sock.close()
+            raise LabError(f"cannot connect to the gdbstub {addr}: {e}")
+        self.buf = b""
+
+    def close(self):
+        self.sock.close()
+
+    def _byte(self):
+        if not self.buf:
+            try:
+                self.buf = self.sock.recv(65536)
+            except OSError as e:
+                raise LabError(f"gdbstub: {e or 'timed out'}")
+            if not self.buf:
+                raise LabError("gdbstub closed the connection")
+        b, self.buf = self.buf[0], self.buf[1:]
+        return b
+
+    def ask(self, data):
+        """Send one packet, return the reply's payload (binary escapes undone)."""
+        pkt = data.encode()
+        self.sock.sendall(b"$" + pkt + b"#" + f"{sum(pkt) & 0xff:02x}".encode())
+        while self._byte() != ord("$"):          # acks ('+') and noise before the reply
+            pass
+        out, esc = bytearray(), False
+        while True:
+            b = self._byte()
+            if b == ord("#") and not esc:
+                break
+            if len(out) > MAX_GDB_REPLY:
+                raise LabError(f"gdbstub: reply to {data[:40]!r} longer than "
+                               f"{MAX_GDB_REPLY} bytes")
+            if esc:
+                out.append(b ^ 0x20)
+                esc = False
+            elif b == ord("}"):
+                esc = True
+            else:
+                out.append(b)
+        self._byte(), self._byte()               # checksum (TCP/unix: trusted)
+        self.sock.sendall(b"+")
+        return out.decode(errors="replace")
+
+    def xfer(self, annex):
+        """A qXfer:features:read object, read in pieces (bounded)."""
+        text, off = "", 0
+        for _ in range(1024):
+            r = self.ask(f"qXfer:features:read:{annex}:{off:x},ffb")
+            if not r or r[0] not in "ml":
+                raise LabError(f"gdbstub: qXfer {annex}: {r[:80]!r}")
+            text += r[1:]
+            off += len(r) - 1
+            if r[0] == "l":
+                return text
+        raise LabError(f"gdbstub: qXfer {annex}: too many pieces")
+
+    def reg_numbers(self):
+        """{register name: [(regnum, bitsize)]} from the target description; numbers
+        follow gdb's rule: in order of appearance, includes expanded in place, an
+        explicit regnum resets the count."""
+        regs, state, seen = {}, {"next": 0}, set()
+
+        def walk(annex, depth):
+            if depth > 4 or annex in seen:
+                return
+            seen.add(annex)
+            xml = self.xfer(annex)
+            for m in re.finditer(r'<xi:include\s+href="([^"]+)"|<reg\b([^>]*)>', xml):
+                if m.group(1):
+                    walk(m.group(1), depth + 1)
+                    continue
+                attrs = dict(re.findall(r'(\w+)="([^"]*)"', m.group(2)))
+                if "regnum" in attrs:
+                    state["next"] = int(attrs["regnum"])
+                regs.setdefault(attrs.get("name", ""), []).append(
+                    (state["next"], int(attrs.get("bitsize", "0"))))
+                state["next"] += 1
+
+        walk("target.xml", 0)
+        return regs
+
+    def threads(self):
+        out, r = [], self.ask("qfThreadInfo")
+        for _ in range(256):
+            if not r.startswith("m"):
+                break
+            out += [t for t in r[1:].split(",") if t]
+            r = self.ask("qsThreadInfo")
+        return out
+
+    def read_reg(self, num):
+        r = self.ask(f"p{num:x}")
+        if not r or r.startswith("E") or len(r) % 2:
+            raise LabError(f"gdbstub: register {num}: {r!r}")
+        return int.from_bytes(bytes.fromhex(r), "little")
+
+
+def gdb_sysregs(spec, names):
+    """[{name.lower(): hex}] per vCPU (gdb thread), from the gdbstub's system registers.
+    A name may be a tuple (saved under its first, found under any); the widest register
+    of a name wins (AArch32 TTBRs exist as 32- and 64-bit views)."""
+    g = GDB(spec)
+    try:
+        g.ask("?")
+        nums = g.reg_numbers()
+        pick_ = {}
+        for n in names:
+            alts = n if isinstance(n, tuple) else (n,)
+            found = [a for a in alts if a in nums]
+            if not found:
+                raise LabError(f"gdbstub's target description lacks {n} (have "
+                               f"{len(nums)} registers, e.g. {sorted(nums)[:20]})")
+            pick_[alts[0].lower()] = max(nums[found[0]], key=lambda x: x[1])
+        out = []
+        for t in g.threads():
+            if g.ask(f"Hg{t}") != "OK":
+                raise LabError(f"gdbstub: cannot select thread {t}")
+            out.append({k: hx(g.read_reg(num)) for k, (num, _) in pick_.items()})
+        return out
+    finally:
+        g.close()
+
+
+def elf_notes(path):
+    """The ELF dump's notes: class, machine and [(name, type, desc bytes)] (ELF32 or
+    ELF64, little-endian; bounded by the file)."""
+    with open(path, "rb") as f:
+        eh = f.read(64)
+        if eh[:4] != b"\x7fELF" or eh[5] != 1:
+            raise LabError(f"{path}: not a little-endian ELF file")
+        cls, machine = eh[4], struct.unpack_from("<H", eh, 18)[0]
+        if cls == 2:
+            phoff, = struct.unpack_from("<Q", eh, 32)
+            phentsize, phnum = struct.unpack_from("<HH", eh, 54)
+        else:
+            phoff, = struct.unpack_from("<I", eh, 28)
+            phentsize, phnum = struct.unpack_from("<HH", eh, 42)
+        size = os.fstat(f.fileno()).st_size
+        notes = []
+        for i in range(min(phnum, 4096)):
+            f.seek(phoff + i * phentsize)
+            ph = f.read(phentsize)
+            if cls == 2:
+                ptype, _, off, _, _, filesz = struct.unpack_from("<IIQQQQ", ph)
+            else:
+                ptype, off, _, _, filesz = struct.unpack_from("<5I", ph)
+            if ptype != 4 or off + filesz > size or filesz > 16 << 20:
+                continue
+            f.seek(off)
+            blob, pos = f.read(filesz), 0
+            while pos + 12 <= len(blob):
+                namesz, descsz, ntype = struct.unpack_from("<III", blob, pos)
+                name = blob[pos + 12:pos + 12 + namesz].rstrip(b"\0").decode(errors="replace")
+                desc = pos + 12 + (namesz + 3) // 4 * 4
+                if desc + descsz > len(blob):
+                    break
+                notes.append((name, ntype, blob[desc:desc + descsz]))
+                pos = desc + (descsz + 3) // 4 * 4
+    return {"class": 64 if cls == 2 else 32, "machine": machine}, notes
+
+
+def note_summary(notes):
+    return [{"name": n, "type": t, "type_name": NT_NAMES.get(t if n != "QEMU" else 0, hx(t)),
+             "size": len(d)} for n, t, d in notes]
+
+
+def foreign_dump_files(name, q, info):
+    """dump.elf as for amd64; dump.raw with offset = guest-physical address (on ARM a
+    sparse file whose first ram_base bytes are a hole), from pmemsave of RAM only."""
+    d = gdir(name)
+    tmp = d / "dump.elf.tmp"
+    tmp.unlink(missing_ok=True)
+    q.execute("dump-guest-memory", {"paging": False, "protocol": f"file:{tmp}"},
+              timeout=300)
+    tmp.chmod(0o644)
+    tmp.replace(d / "dump.elf")
+    (ram,) = info["ram_map"]
+    part = d / "dump.raw.part"
+    part.unlink(missing_ok=True)
+    q.execute("pmemsave", {"val": ram["gpa"], "size": ram["size"], "filename": str(part)},
+              timeout=300)
+    part.chmod(0o644)
+    if ram["gpa"]:
+        tmp = d / "dump.raw.tmp"
+        with open(part, "rb") as src, open(tmp, "wb") as dst:
+            dst.truncate(ram["gpa"])
+            dst.seek(ram["gpa"])
+            shutil.copyfileobj(src, dst, 8 << 20)
+        part.unlink()
+        part = tmp
+    part.replace(d / "dump.raw")
+    return ram["gpa"] + ram["size"]
+
+
+def check_qemu_notes(cpus, notes, elf):
+    """i386: each vCPU's "QEMU" note must agree with info registers on eip and cr3."""
+    states = qemu_states(b"".join(struct.pack("<III", 5, len(dd), t) + b"QEMU\0\0\0\0" + dd
+                                  + bytes(-len(dd) % 4) for n, t, dd in notes if n == "QEMU"))
+    if len(states) != len(cpus):
+        raise LabError(f"{elf}: {len(states)} QEMU notes for {len(cpus)} vCPUs")
+    for c, n in zip(cpus, states):
+        if (int(c["eip"], 16), int(c["cr3"], 16)) != (n["rip"], n["cr3"]):
+            raise LabError(f"{elf}: QEMU note of vCPU {c['index']} disagrees with "
+                           f"info registers (eip {n['rip']:#x}, cr3 {n['cr3']:#x})")
+
+
+def kernel_root(arch, c):
+    """The page-table root that translates kernel addresses on this vCPU."""
+    if arch == "i386":
+        return c["cr3"]
+    if arch == "aarch64":
+        return c["ttbr1_el1"]
+    ttbcr = int(c["ttbcr"], 16)
+    # long descriptors: TTBR1 covers the top when T1SZ (bits 18:16) is set;
+    # short descriptors: TTBR1 is used only when N (bits 2:0) is set
+    uses1 = (ttbcr >> 16) & 7 if ttbcr & ARM_EAE else ttbcr & 7
+    return c["ttbr1"] if uses1 else c["ttbr0"]
+
+
+MODULE_PROBE_TRIES = 20
+
+
+def pause_with_modules(name, q, truth):
+    """Pause; on 32-bit ARM, pause at a moment when vCPU 0's tables map the modules.
+
+    There modules live below PAGE_OFFSET, in TTBR0's half: a process's tables get
+    their entries only when it touches them (LPAE) or when it was created after the
+    load (short descriptors), so which process vCPU 0 last ran decides whether
+    gva2gpa sees them. The guest runs on for 0.5 s until it does (bounded); returns
+    the number of pauses."""
+    bases = [int(m["base"], 16) for m in truth["modules"]]
+    for n in range(1, MODULE_PROBE_TRIES + 1):
+        pause(q)
+        if garch(name) != "arm" or all(gva2gpa(q, b) is not None for b in bases):
+            return n
+        q.execute("cont")
+        time.sleep(0.5)
+    pause(q)
+    log(f"{name}: vCPU 0's tables never mapped all modules in {MODULE_PROBE_TRIES} "
+        f"pauses: the oracle's module addresses will be unmapped")
+    return MODULE_PROBE_TRIES + 1
+
+
+def snapshot_foreign(name, cont):
+    info = require_running(name)
+    d, a, arch = gdir(name), foreign(name), garch(name)
+    for f in ("snapshot.json", "oracle.json"):
+        (d / f).unlink(missing_ok=True)
+    t = time.monotonic()
+    truth = parse_arch_truth(d / "serial.log", a["deb"], info["kernel"]["config"])
+    q = lab_qmp(name)
+    try:
+        pauses = pause_with_modules(name, q, truth)
+        text = q.hmp("info registers -a", cpu=None)
+        (d / "regs.txt").write_text(text)
+        cpus = parse_foreign_regs(arch, text)
+        if a["sysregs"]:
+            sysregs = gdb_sysregs(info["gdb"], a["sysregs"])
+            if len(sysregs) != len(cpus):
+                raise LabError(f"{name}: gdbstub has {len(sysregs)} threads for "
+                               f"{len(cpus)} vCPUs")
+            for c, sr in zip(cpus, sysregs):
+                c.update(sr)
+            st = q.execute("query-status")
+            if st.get("status") != "paused":
+                raise LabError(f"{name}: the guest runs again after the gdbstub: {st}")
+        raw_size = foreign_dump_files(name, q, info)
+        elfinfo, notes = elf_notes(d / "dump.elf")
+        prstatus = [n for n in notes if n[0] == "CORE" and n[1] == 1]
+        if len(prstatus) != len(cpus):
+            raise LabError(f"{name}: dump.elf has {len(prstatus)} NT_PRSTATUS notes for "
+                           f"{len(cpus)} vCPUs")
+        if arch == "i386":
+            check_qemu_notes(cpus, notes, d / "dump.elf")
+        modes = {x86_32_paging(c) if arch == "i386" else arm_paging(arch, c) for c in cpus}
+        if modes != {GUESTS[name]["paging"]}:
+            raise LabError(f"{name}: vCPUs run {sorted(modes)} paging, want "
+                           f"{GUESTS[name]['paging']}")
+        for c in cpus:
+            c["kernel_root"] = kernel_root(arch, c)
+        write_json(d / "regs.json", {
+            "boot_id": info["boot_id"], "arch": arch, "la57": False,
+            "paging": GUESTS[name]["paging"], "cpus": cpus,
+            "sysregs_from": "gdbstub" if a["sysregs"] else None,
+            "elf": {**elfinfo, "notes": note_summary(notes)},
+            "ram_map": info["ram_map"]})
+        write_json(d / "truth.json", {"boot_id": info["boot_id"], **truth})
+        write_json(d / "snapshot.json", {"boot_id": info["boot_id"], "time": time.time(),
+                                         "ram_size": info["ram_size"], "raw_size": raw_size,
+                                         "arch": arch, "ram_map": info["ram_map"],
+                                         "pauses": pauses,
+                                         "format": ARTIFACT_FORMAT,
+                                         "initrd_sha256": info.get("initrd_sha256")})
+        if cont:
+            q.execute("cont")
+    finally:
+        q.close()
+    log(f"{name}: snapshot in {time.monotonic() - t:.1f}s"
+        f"{' (resumed)' if cont else ' (guest left paused)'}")
+
+
+# ---------------------------------------------------------------- other architectures: truth
+
+def parse_kcore(lines):
+    """PT_LOAD headers of /proc/kcore's first 4 KiB: [{vaddr, paddr|None, size}]."""
+    h = "".join(lines).strip()
+    if not re.fullmatch(r"[0-9a-f]*", h) or len(h) < 128:
+        return []
+    b = bytes.fromhex(h[:len(h) // 2 * 2])
+    if b[:4] != b"\x7fELF" or b[5] != 1:
+        return []
+    cls = b[4]
+    if cls == 2:
+        phoff, = struct.unpack_from("<Q", b, 32)
+        phentsize, phnum = struct.unpack_from("<HH", b, 54)
+        fmt, none = "<IIQQQQQQ", (1 << 64) - 1
+    else:
+        phoff, = struct.unpack_from("<I", b, 28)
+        phentsize, phnum = struct.unpack_from("<HH", b, 42)
+        fmt, none = "<8I", (1 << 32) - 1
+    out = []
+    for i in range(min(phnum, 256)):
+        at = phoff + i * phentsize
+        if at + struct.calcsize(fmt) > len(b):
+            break
+        f = struct.unpack_from(fmt, b, at)
+        if cls == 2:
+            ptype, vaddr, paddr, memsz = f[0], f[3], f[4], f[6]
+        else:
+            ptype, vaddr, paddr, memsz = f[0], f[2], f[3], f[5]
+        if ptype == 1:
+            out.append({"vaddr": hx(vaddr), "paddr": None if paddr == none else hx(paddr),
+                        "size": memsz})
+    return out
+
+
+def parse_iomem(lines):
+    out = []
+    for ln in lines:
+        if m := re.match(r"^\s*([0-9a-f]+)-([0-9a-f]+) : System RAM", ln):
+            out.append({"start": hx(int(m.group(1), 16)), "end": hx(int(m.group(2), 16) + 1)})
+    return out
+
+
+def parse_vmallocinfo(lines):
+    out = []
+    for ln in lines:
+        f = ln.split()
+        if len(f) < 2 or not (m := re.match(r"^0x([0-9a-f]+)-0x([0-9a-f]+)$", f[0])):
+            continue
+        s, e = int(m.group(1), 16), int(m.group(2), 16)
+        # hashed pointers (kptr_restrict) would not span the size printed beside them
+        if e <= s or not f[1].isdigit() or e - s != int(f[1]):
+            continue
+        pages = next((int(w[6:]) for w in f[3:] if re.fullmatch(r"pages=\d+", w)), None)
+        out.append({"start": hx(s), "end": hx(e), "caller": f[2] if len(f) > 2 else "",
+                    "pages": pages,
+                    "kinds": [w for w in f[3:] if re.fullmatch(r"[a-z_]+", w)]})
+    return out
+
+
+def linear_layout(kcore, iomem, text_va):
+    """The linear map from kcore's RAM headers: [(va, pa, size)] sharing one offset.
+    Where the kernel image has its own header (arm64, x86_64: KCORE_TEXT, another
+    va - pa), the group holding the kernel text is dropped; on 32-bit kernels the
+    text lies inside the linear map and there is one group."""
+    ram = [(int(r["start"], 16), int(r["end"], 16)) for r in iomem]
+    groups = {}
+    for h in kcore:
+        if h["paddr"] is None:
+            continue
+        va, pa = int(h["vaddr"], 16), int(h["paddr"], 16)
+        if any(s < pa + h["size"] and pa < e for s, e in ram):   # (i386: one header
+            # spans RAM and the holes between System RAM ranges)
+            groups.setdefault(va - pa, []).append((va, pa, h["size"]))
+    if len(groups) > 1:
+        groups = {k: v for k, v in groups.items()
+                  if not any(va <= text_va < va + n for va, _, n in v)}
+    if len(groups) != 1:
+        raise LabError(f"cannot tell the linear map in /proc/kcore's headers {kcore} "
+                       f"(System RAM {iomem}, kernel text at {hx(text_va)})")
+    return sorted(next(iter(groups.values())))
+
+
+def config_linear(config, iomem, vmalloc):
+    """The linear map of a 32-bit kernel without /proc/kcore (armhf): CONFIG_PAGE_OFFSET
+    of the kernel's own config maps the first System RAM the guest reports; it ends
+    below the first vmalloc area above it (lowmem)."""
+    m = re.search(r"^CONFIG_PAGE_OFFSET=(0x[0-9a-fA-F]+)$", Path(config).read_text(), re.M)
+    ram = sorted((int(r["start"], 16), int(r["end"], 16)) for r in iomem)
+    if not m or not ram:
+        raise LabError(f"no /proc/kcore, and no CONFIG_PAGE_OFFSET in {config} or no "
+                       f"System RAM in /proc/iomem: cannot derive the linear map")
+    page_offset, phys_offset = int(m.group(1), 16), ram[0][0]
+    top = min([int(v["start"], 16) for v in vmalloc if int(v["start"], 16) > page_offset]
+              + [1 << 32])
+    out = []
+    for s, e in ram:
+        va = page_offset + s - phys_offset
+        n = min(e - s, top - va)
+        if n > 0:
+            out.append((va, s, n))
+    return out
+
+
+def parse_arch_truth(serial, deb_arch, config):
+    """truth.json of a foreign guest: amd64's fields plus the layout blocks."""
+    t = parse_truth(serial, deb_arch)
+    b = serial_blocks(serial)
+    extra, _ = parse_kallsyms(b.get("kallsyms_arch", []))
+    for k, v in extra.items():
+        t["kallsyms"].setdefault(k, v)
+    t["kcore"] = parse_kcore(b.get("kcore", []))
+    t["iomem"] = parse_iomem(b.get("iomem", []))
+    t["vmallocinfo"] = parse_vmallocinfo(b.get("vmallocinfo", []))
+    text = int(t["kallsyms"].get("_text") or t["kallsyms"].get("_stext") or "0x0", 16)
+    if t["kcore"]:
+        lin, src = linear_layout(t["kcore"], t["iomem"], text), "/proc/kcore"
+    else:
+        lin = config_linear(config, t["iomem"], t["vmallocinfo"])
+        src = "CONFIG_PAGE_OFFSET + /proc/iomem (no /proc/kcore)"
+    t["layout"] = {"linear": [{"va": hx(va), "pa": hx(pa), "size": n} for va, pa, n in lin],
+                   "linear_from": src,
+                   "linear_va_minus_pa": hx((lin[0][0] - lin[0][1]) % (1 << 64)),
+                   "text_va": hx(text) if text else None}
+    return t
+
+
+# ---------------------------------------------------------------- other architectures: oracle
+
+def foreign_classes(truth, arch):
+    """Kind -> candidate ranges (mapped classes), and candidate ranges for unmapped."""
+    ks = {k: int(v, 16) for k, v in truth["kallsyms"].items()}
+    lin = [(int(r["va"], 16), int(r["va"], 16) + r["size"]) for r in truth["layout"]["linear"]]
+    end = ks.get("_etext") or ks.get("_sinittext") or ks.get("__init_begin")
+    start = ks.get("_stext") or ks.get("_text")
+    if not start or not end or end <= start:
+        raise LabError(f"kallsyms gives no kernel text range (_stext/_text {hx(start)}, "
+                       f"_etext {hx(end)})")
+    mods = [(int(m["base"], 16), int(m["base"], 16) + m["size"]) for m in truth["modules"]]
+    secs = sorted({int(a, 16) for m in truth["modules"]
+                   for a in m["sections"].values() if int(a, 16)})
+    vm = [(int(v["start"], 16), int(v["end"], 16)) for v in truth["vmallocinfo"]]
+    # fully backed vmalloc areas (pages= covers all but the guard page: per-cpu
+    # chunks, for one, are populated on demand)
+    vmalloc = [(s, e - PAGE) for (s, e), v in zip(vm, truth["vmallocinfo"])
+               if "vmalloc" in v["kinds"] and e - PAGE > s
+               and (v.get("pages") or 0) * PAGE == e - PAGE - s]
+    kinds = {"text": [(start, end)], "directmap": lin, "module": mods,
+             "vmalloc": vmalloc}
+    # unmapped candidates: vmalloc guard pages and the holes between areas, the page
+    # after each linear range, and anywhere in the kernel half
+    un = [(e - PAGE, e) for s, e in vm]
+    un += [(e, n) for (_, e), (n, _) in zip(sorted(vm), sorted(vm)[1:]) if n > e]
+    un += [(e, e + 16 * PAGE) for _, e in lin if e + 16 * PAGE < 1 << (64 if arch == "aarch64" else 32)]
+    lo = min(s for s, _ in lin)
+    un.append((lo, (1 << 64) if arch == "aarch64" else (1 << 32)))
+    return {k: v for k, v in kinds.items() if v}, secs, un, lo
+
+
+def foreign_sample(rng, count, arch, kinds, points, unmapped_cands, kernel_lo, q):
+    """[(va, kind, pa)], no address twice: ~100 addresses QEMU says are unmapped, ~1%
+    user-half, (arm64) ~1% non-canonical, each module section's start (points), the
+    rest spread over the mapped classes."""
+    out = [(va, "module", gva2gpa(q, va)) for va in points[:count // 10]]
+    seen = {va for va, _, _ in out}
+    n_user = max(1, count // 100)
+    for _ in range(n_user):
+        va = rng.randrange(PAGE, kernel_lo)
+        seen.add(va)
+        out.append((va, "user", gva2gpa(q, va)))
+    if arch == "aarch64":
+        for _ in range(max(1, count // 100)):
+            hi = rng.randrange(1, (1 << 16) - 1)            # bits 63:48 neither 0s nor 1s
+            va = (hi << 48) | rng.randrange(1 << 48)
+            seen.add(va)
+            out.append((va, "noncanonical", gva2gpa(q, va)))
+    n_un, tries = count // 10, 0
+    while sum(k == "unmapped" for _, k, _ in out) < n_un:
+        tries += 1
+        if tries > 50 * n_un:
+            raise LabError(f"found only {sum(k == 'unmapped' for _, k, _ in out)} "
+                           f"unmapped kernel addresses in {tries} tries")
+        # half the guesses near areas (guard pages, holes), half anywhere
+        va = pick(rng, unmapped_cands[:-1] if tries % 2 and len(unmapped_cands) > 1
+                  else unmapped_cands[-1:])
+        if va not in seen and gva2gpa(q, va) is None:
+            seen.add(va)
+            out.append((va, "unmapped", None))
+    names = sorted(kinds)
+    rest = count - len(out)
+    for i in range(rest):
+        k = names[i % len(names)]
+        for _ in range(100):                     # a fresh address (bounded)
+            va = pick(rng, kinds[k])
+            if va not in seen:
+                break
+        seen.add(va)
+        out.append((va, k, gva2gpa(q, va)))
+    rng.shuffle(out)
+    return out
+
+
+def oracle_foreign(name, count=1000, seed=1, out=None):
+    info = require_running(name)
+    d, arch = gdir(name), garch(name)
+    truth = read_json(d / "truth.json")
+    regs = read_json(d / "regs.json")
+    if not truth or "layout" not in truth or not regs:
+        raise LabError(f"{name}: no snapshot (run: lab.py snapshot {name})")
+    t = time.monotonic()
+    q = lab_qmp(name)
+    try:
+        was_running = q.execute("query-status").get("running")
+        if was_running:
+            pause(q)
+        kinds, points, un, lo = foreign_classes(truth, arch)
+        rng = random.Random(seed)
+        entries = [{"va": hx(va), "pa": hx(pa), "kind": kind} for va, kind, pa in
+                   foreign_sample(rng, count, arch, kinds, points, un, lo, q)]
+        if was_running:
+            q.execute("cont")
+    finally:
+        q.close()
+    lay = truth["layout"]
+    off = int(lay["linear_va_minus_pa"], 16)
+    st = {}
+    for e in entries:
+        s = st.setdefault(e["kind"], {"n": 0, "mapped": 0})
+        s["n"] += 1
+        s["mapped"] += e["pa"] is not None
+    # QEMU's walk and the guest's layout (kcore, or config + iomem) agree on the
+    # linear map
+    st["directmap_linear"] = all((int(e["va"], 16) - int(e["pa"], 16)) % (1 << 64) == off
+                                 for e in entries if e["kind"] == "directmap" and e["pa"])
+    res = {"boot_id": info["boot_id"], "name": name, "arch": arch, "cpu": 0,
+           "cr3": regs["cpus"][0]["kernel_root"], "la57": False, "seed": seed,
+           "count": count,
+           "bases": {"linear_va_minus_pa": lay["linear_va_minus_pa"],
+                     "linear_start": lay["linear"][0]["va"],
+                     "text": lay["text_va"]},
+           "ranges_from": "kallsyms, /proc/modules, module sections, /proc/kcore, "
+                          "/proc/vmallocinfo",
+           "stats": st, "entries": entries}
+    write_json(Path(out) if out else d / "oracle.json", res)
+    log(f"{name}: oracle of {count} addresses in {time.monotonic() - t:.1f}s: {st}")
+
+
 # ---------------------------------------------------------------- ensure, env, status
 
 def current_initrd(name):
@@ -1216,7 +2144,7 @@ def artifacts_ok(name, count, digest):
     if read_json(d / "oracle.json").get("count") != count:
         return None
     try:
-        if (d / "dump.raw").stat().st_size != snap["ram_size"] or \
+        if (d / "dump.raw").stat().st_size != snap.get("raw_size", snap["ram_size"]) or \
                 (d / "dump.elf").stat().st_size <= snap["ram_size"]:
             return None
     except OSError:
