@@ -377,6 +377,24 @@ typedef struct tv_visit {
 int tv_visit_add(struct vmi_instance *vmi, tv_visit_t *v, uint64_t addr);
 void tv_visit_free(struct vmi_instance *vmi, tv_visit_t *v);
 
+/* A ring of list links in guest memory (Linux's list_head, Windows'
+ * LIST_ENTRY): from head, each link's container is link - link.  Walked
+ * with cycle detection and at most max entries; a loop, an unreadable link
+ * or too many entries end the walk with an error after delivering what was
+ * read (src/os/os.c). */
+typedef struct tv_ring {
+    uint64_t head, link;
+    bool include_head;  /* the head is itself a container's link */
+    uint32_t max;
+    const char *layer;  /* "linux": the log's prefix */
+    const char *what;   /* "task": the messages' subject */
+    int (*read_ptr)(struct vmi_instance *vmi, uint64_t va, uint64_t *v);
+    /* Nonzero stops the walk. */
+    int (*visit)(struct vmi_instance *vmi, uint64_t container, void *arg);
+    void *arg;
+} tv_ring_t;
+int tv_os_walk_ring(struct vmi_instance *vmi, const tv_ring_t *r);
+
 /* Frees the event registry (the driver drops its breakpoints itself). */
 void tv_events_free(struct vmi_instance *vmi);
 /* vCPU vcpu's registers in LibVMI's x86 layout (what the target lacks is

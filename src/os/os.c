@@ -80,6 +80,56 @@ void tv_visit_free(struct vmi_instance *vmi, tv_visit_t *v)
     *v = (tv_visit_t){0};
 }
 
+/* ---- rings of list links ------------------------------------------------------ */
+
+int tv_os_walk_ring(struct vmi_instance *vmi, const tv_ring_t *r)
+{
+    tv_visit_t seen = {0};
+    uint64_t cur = r->head, next, after;
+    uint32_t n = 0;
+    int rc, stop = 0;
+    tv_visit_add(vmi, &seen, r->head);
+    if ((rc = r->read_ptr(vmi, r->head, &next)))
+        rc = tv_fail(vmi, rc, "%s list: its head at 0x%llx: %s", r->what,
+                     (unsigned long long)r->head, vmi->last_error);
+    else if (r->include_head) {
+        stop = r->visit(vmi, r->head - r->link, r->arg);
+        n++;
+    }
+    /* An entry is delivered only once its own link is readable: a list
+     * that runs into unmapped memory ends before the bad entry. */
+    while (!rc && !stop && next != r->head) {
+        int fresh = tv_visit_add(vmi, &seen, next);
+        if (fresh < 0) {
+            rc = tv_fail(vmi, fresh, "%s list: out of memory", r->what);
+        } else if (!fresh) {
+            rc = tv_fail(vmi, TINYVMI_ELOOP,
+                         "%s list loops: entry %u (0x%llx) points back to "
+                         "0x%llx, not to the head 0x%llx", r->what, n,
+                         (unsigned long long)cur, (unsigned long long)next,
+                         (unsigned long long)r->head);
+        } else if (n >= r->max) {
+            rc = tv_fail(vmi, TINYVMI_ELOOP, "%s list: more than %u entries",
+                         r->what, r->max);
+        } else if ((rc = r->read_ptr(vmi, next, &after))) {
+            rc = tv_fail(vmi, rc, "%s list broken after %u entries: entry "
+                         "0x%llx (linked from 0x%llx) is unreadable: %s",
+                         r->what, n, (unsigned long long)next,
+                         (unsigned long long)cur, vmi->last_error);
+        } else {
+            stop = r->visit(vmi, next - r->link, r->arg);
+            n++;
+            cur = next;
+            next = after;
+        }
+    }
+    tv_visit_free(vmi, &seen);
+    if (rc)
+        tv_log(vmi, 1, "%s: %s (%u entries delivered)", r->layer,
+               vmi->last_error, n);
+    return rc;
+}
+
 /* ---- the layer's life ------------------------------------------------------------- */
 
 void tv_os_fini(struct vmi_instance *vmi)

@@ -273,58 +273,16 @@ static void task_fill(struct vmi_instance *vmi, const lx_offsets_t *o,
         p->ppid = 0;
 }
 
-/* Walks a list_head ring from head; for each entry, entry - link_off is
- * the container.  include_head: the head is itself a container's link. */
+/* Walks a list_head ring (tv_os_walk_ring). */
 typedef int (*visit_fn)(struct vmi_instance *vmi, uint64_t obj, void *arg);
 
 static int walk_ring(struct vmi_instance *vmi, uint64_t head, uint64_t link,
                      bool include_head, uint32_t max, const char *what,
                      visit_fn fn, void *arg)
 {
-    tv_visit_t seen = {0};
-    uint64_t cur = head, next, after;
-    uint32_t n = 0;
-    int rc, stop = 0;
-    tv_visit_add(vmi, &seen, head);
-    if ((rc = rd_ptr(vmi, head, &next)))
-        rc = tv_fail(vmi, rc, "%s list: its head at 0x%llx: %s", what,
-                     (unsigned long long)head, vmi->last_error);
-    else if (include_head) {
-        stop = fn(vmi, head - link, arg);
-        n++;
-    }
-    /* An entry is delivered only once its own link is readable: a list
-     * that runs into unmapped memory ends before the bad entry. */
-    while (!rc && !stop && next != head) {
-        int fresh = tv_visit_add(vmi, &seen, next);
-        if (fresh < 0) {
-            rc = tv_fail(vmi, fresh, "%s list: out of memory", what);
-        } else if (!fresh) {
-            rc = tv_fail(vmi, TINYVMI_ELOOP,
-                         "%s list loops: entry %u (0x%llx) points back to "
-                         "0x%llx, not to the head 0x%llx", what, n,
-                         (unsigned long long)cur, (unsigned long long)next,
-                         (unsigned long long)head);
-        } else if (n >= max) {
-            rc = tv_fail(vmi, TINYVMI_ELOOP, "%s list: more than %u entries",
-                         what, max);
-        } else if ((rc = rd_ptr(vmi, next, &after))) {
-            rc = tv_fail(vmi, rc, "%s list broken after %u entries: entry "
-                         "0x%llx (linked from 0x%llx): %s", what, n,
-                         (unsigned long long)next, (unsigned long long)cur,
-                         vmi->last_error);
-        } else {
-            stop = fn(vmi, next - link, arg);
-            n++;
-            cur = next;
-            next = after;
-        }
-    }
-    tv_visit_free(vmi, &seen);
-    if (rc)
-        tv_log(vmi, 1, "linux: %s (%u entries delivered)", vmi->last_error,
-               n);
-    return rc;
+    tv_ring_t r = {head, link, include_head, max, "linux", what, rd_ptr, fn,
+                   arg};
+    return tv_os_walk_ring(vmi, &r);
 }
 
 typedef struct pcb {

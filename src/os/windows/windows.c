@@ -367,49 +367,14 @@ static void proc_fill(struct vmi_instance *vmi, uint64_t ep,
 typedef int (*visit_fn)(struct vmi_instance *vmi, uint64_t obj, void *arg);
 
 /* Walks the ring of LIST_ENTRYs at head (not itself an entry): for each
- * link, link - link_off is the object.  An entry is delivered only once
- * its own Flink is readable. */
+ * link, link - link_off is the object (tv_os_walk_ring). */
 static int walk_ring(struct vmi_instance *vmi, uint64_t head,
                      uint64_t link_off, uint32_t max, const char *what,
                      visit_fn fn, void *arg)
 {
-    tv_visit_t seen = {0};
-    uint64_t cur = head, next, after;
-    uint32_t n = 0;
-    int rc, stop = 0;
-    tv_visit_add(vmi, &seen, head);
-    if ((rc = rd_ptr(vmi, head, &next)))
-        rc = tv_fail(vmi, rc, "%s list: its head at 0x%llx: %s", what,
-                     (unsigned long long)head, vmi->last_error);
-    while (!rc && !stop && next != head) {
-        int fresh = tv_visit_add(vmi, &seen, next);
-        if (fresh < 0) {
-            rc = tv_fail(vmi, fresh, "%s list: out of memory", what);
-        } else if (!fresh) {
-            rc = tv_fail(vmi, TINYVMI_ELOOP, "%s list loops: entry %u "
-                         "(0x%llx) points back to 0x%llx, not to the head "
-                         "0x%llx", what, n, (unsigned long long)cur,
-                         (unsigned long long)next, (unsigned long long)head);
-        } else if (n >= max) {
-            rc = tv_fail(vmi, TINYVMI_ELOOP, "%s list: more than %u entries",
-                         what, max);
-        } else if ((rc = rd_ptr(vmi, next, &after))) {
-            rc = tv_fail(vmi, rc, "%s list broken after %u entries: entry "
-                         "0x%llx (linked from 0x%llx) is unreadable: %s",
-                         what, n, (unsigned long long)next,
-                         (unsigned long long)cur, vmi->last_error);
-        } else {
-            stop = fn(vmi, next - link_off, arg);
-            n++;
-            cur = next;
-            next = after;
-        }
-    }
-    tv_visit_free(vmi, &seen);
-    if (rc)
-        tv_log(vmi, 1, "windows: %s (%u entries delivered)", vmi->last_error,
-               n);
-    return rc;
+    tv_ring_t r = {head, link_off, false, max, "windows", what, rd_ptr, fn,
+                   arg};
+    return tv_os_walk_ring(vmi, &r);
 }
 
 typedef struct pcb {
