@@ -50,18 +50,8 @@ class DbgError(Exception):
 
 
 def apt_opts():
-    """The lab's options (sources, dpkg status...) with our own state dir."""
-    o = lab.apt_opts()
-    for i, v in enumerate(o):
-        if v.startswith("Dir::State::Lists="):
-            o[i] = f"Dir::State::Lists={APT / 'lists'}"
-        elif v.startswith("Dir::Cache="):
-            o[i] = f"Dir::Cache={APT / 'cache'}"
-        elif v.startswith("Dir::Etc::SourceList="):
-            o[i] = f"Dir::Etc::SourceList={APT / 'sources.list'}"
-    for a in ARCHES:
-        o += ["-o", f"APT::Architectures::={a}"]
-    return o
+    """The lab's options with our own state dir and architectures."""
+    return lab.apt_opts(APT.name, ARCHES)
 
 
 def apt_update(force=False):

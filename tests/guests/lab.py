@@ -188,8 +188,11 @@ def hx(v):
 
 # ---------------------------------------------------------------- fetch: private apt
 
-def apt_opts():
-    a = LAB / "apt"
+def apt_opts(state="apt", arches=()):
+    """apt options for a private state under build/lab/STATE (its own
+    sources.list, lists and cache; the host's dpkg status), with foreign
+    architectures added."""
+    a = LAB / state
     return ["-o", f"Dir::Etc::SourceList={a / 'sources.list'}",
             "-o", "Dir::Etc::SourceParts=/dev/null",
             "-o", "Dir::Etc::Preferences=/dev/null",
@@ -197,7 +200,8 @@ def apt_opts():
             "-o", f"Dir::State::Lists={a / 'lists'}",
             "-o", f"Dir::Cache={a / 'cache'}",
             "-o", "Dir::State::status=/var/lib/dpkg/status",
-            "-o", "APT::Sandbox::User=root"]
+            "-o", "APT::Sandbox::User=root",
+            *[x for d in arches for x in ("-o", f"APT::Architectures::={d}")]]
 
 
 def apt_update():
@@ -389,16 +393,7 @@ deb [arch={a}] http://deb.debian.org/debian-security bookworm-security main
 
 
 def multi_opts():
-    a = LAB / "apt-foreign"
-    return ["-o", f"Dir::Etc::SourceList={a / 'sources.list'}",
-            "-o", "Dir::Etc::SourceParts=/dev/null",
-            "-o", "Dir::Etc::Preferences=/dev/null",
-            "-o", "Dir::Etc::PreferencesParts=/dev/null",
-            "-o", f"Dir::State::Lists={a / 'lists'}",
-            "-o", f"Dir::Cache={a / 'cache'}",
-            "-o", "Dir::State::status=/var/lib/dpkg/status",
-            "-o", "APT::Sandbox::User=root",
-            *[x for d in FOREIGN_DEBS for x in ("-o", f"APT::Architectures::={d}")]]
+    return apt_opts("apt-foreign", FOREIGN_DEBS)
 
 
 def multi_update():
