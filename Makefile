@@ -138,6 +138,7 @@ demo: lib tools
 bench: all $(BENCHES)
 	python3 bench/run.py
 	python3 bench/bench_os.py
+	python3 bench/bench_arch.py
 
 # The library is compiled once for all fuzz targets (instrumented, without
 # libFuzzer's main); each target links it with its own harness.
