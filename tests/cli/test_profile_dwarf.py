@@ -93,10 +93,12 @@ def our_isf(pkg):
     d = vmlinux(pkg)
     out = d / "test.isf.json"
     binary = os.path.join(HERE, "..", "..", "build", "bin", "tinyvmi")
-    if not out.exists() or out.stat().st_mtime < os.stat(binary).st_mtime:
-        p = tinyvmi("profile", str(d / "vmlinux"), "-o", str(out), "--force",
-                    timeout=600)
-        check(p.returncode == 0, p.stderr)
+    # parallel tests make it once: the others wait on the release's lock
+    with dbgsym.locked(d.parent / f"{d.name}.lock"):
+        if not out.exists() or out.stat().st_mtime < os.stat(binary).st_mtime:
+            p = tinyvmi("profile", str(d / "vmlinux"), "-o", str(out),
+                        "--force", timeout=600)
+            check(p.returncode == 0, p.stderr)
     with open(out) as f:
         _cache[pkg] = json.load(f)
     return _cache[pkg]

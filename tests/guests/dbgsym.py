@@ -17,6 +17,8 @@ The apt state is private (build/lab/apt-dbg, with the foreign architectures
 enabled) so the lab's own state (build/lab/apt) is left alone. Python stdlib only.
 """
 import argparse
+import contextlib
+import fcntl
 import hashlib
 import lzma
 import os
@@ -207,12 +209,31 @@ def build_id(path):
     return m.group(1) if m else ""
 
 
+@contextlib.contextmanager
+def locked(path):
+    """An exclusive lock on path (created): tests run in parallel and may
+    want the same kernel at once; the second waits for the first's files."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def fetch(pkg):
     """Cache the vmlinux and System.map of a -dbg package; returns the release dir."""
-    apt_update()
-    pkg = resolve(pkg)
+    with locked(APT / "lock"):
+        apt_update()
+        pkg = resolve(pkg)
     rel = release_of(pkg)
     d = DBG / rel
+    with locked(DBG / f"{rel}.lock"):
+        return fetch_locked(pkg, d)
+
+
+def fetch_locked(pkg, d):
     vm = d / "vmlinux"
     if vm.exists() and (d / "System.map").exists():
         return d
@@ -232,6 +253,11 @@ def profile(spec):
     rel, _, arch = spec.partition(":")
     pkg = f"linux-image-{rel}-dbg" + (f":{arch}" if arch else "")
     d = fetch(pkg)
+    with locked(DBG / f"{rel}.lock"):
+        return profile_locked(d, rel)
+
+
+def profile_locked(d, rel):
     out = d / f"{rel}.isf.json"
     if out.exists():
         return out
