@@ -352,25 +352,9 @@ def test_dwarf_i386_facts():
     check(banner.startswith(b"Linux version 6.1.0-57-686-pae "), banner[:60])
 
 
-def test_dwarf_isf_on_lab_guest():
-    """Our DWARF ISF drives the Linux layer on a real guest: ps, modules and
-    symbols of the lab's k61-4l-1c dump against what the guest itself
-    printed (its truth.json).  Uses the existing dump; `lab.py ensure`
-    boots the guest once if there is none."""
-    sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lab"))
-    import test_linux as tl
-    d = tl.ensure("k61-4l-1c")
-    truth = tl.load(d, "truth.json")
-    kver = tl.load(d, "lab.json")["kernel"]["kver"]
-    pkg = f"linux-image-{kver}-dbg:amd64"
-    our_isf(pkg)
-    isf = str(vmlinux(pkg) / "test.isf.json")
-    target = os.path.join(d, "dump.elf")
-    args = ["--profile", isf]
-    tl.compare_ps(tl.tool_json("ps", target, *args), truth)
-    tl.compare_modules(tl.tool_json("modules", target, *args), truth)
-    tl.compare_symbols(target, args, truth)
-    print(f"{kver}: ps, modules and symbols agree with the guest")
+# The DWARF ISF driving the Linux layer on real guests (ps, modules and
+# symbols against the guests' own) is tests/lab/test_arch.py's, on the four
+# 32-bit kernels, whose -dbg packages the lab fetches anyway.
 
 
 # ---- Malformed inputs --------------------------------------------------------------
