@@ -22,8 +22,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from pyt import BUILD, ROOT, check, main, run, tinyvmi  # noqa: E402
+from test_linux import ensure, load  # noqa: E402  (the lab's guests)
 
-LAB = [sys.executable, os.path.join(ROOT, "tests", "guests", "lab.py")]
 KV2P = os.path.join(BUILD, "tests", "lab", "kv2p")
 DBG = os.path.join(BUILD, "lab", "dbg")
 DBGSYM = os.path.join(ROOT, "tests", "guests", "dbgsym.py")
@@ -35,17 +35,6 @@ SYSREGS = {"aarch64": ("ttbr0_el1", "ttbr1_el1", "tcr_el1", "sctlr_el1"),
            "arm": ("ttbr0", "ttbr1", "ttbcr", "sctlr"), "i386": ()}
 # Debian architecture of each lab architecture (for dbgsym.py)
 DEB = {"aarch64": "arm64", "arm": "armhf", "i386": "i386"}
-
-
-def ensure(name):
-    p = run(LAB + ["ensure", name], timeout=1500)
-    check(p.returncode == 0, f"lab.py ensure {name} failed:\n{p.stderr[-4000:]}")
-    return os.path.join(BUILD, "lab", "guests", name)
-
-
-def load(d, f):
-    with open(os.path.join(d, f)) as fh:
-        return json.load(fh)
 
 
 def h(x):
