@@ -55,6 +55,13 @@ LABBINS  := $(LAB_SRC:tests/lab/%.c=$(B)/tests/lab/%)
 LIBA  := $(B)/lib/libtinyvmi.a
 LIBSO := $(B)/lib/libtinyvmi.so
 HOST_LIBS := -lm -llzma -lz -lzstd -llz4
+# The Xen driver loads libxenctrl at run time; its ABI is per Xen release, so
+# the soname of the one built against (libxen-dev) is the one loaded.
+XENCTRL_SONAME := $(shell objdump -p /usr/lib/$(shell $(CC) -dumpmachine)/libxenctrl.so \
+                    2>/dev/null | awk '/SONAME/ { print $$2 }')
+# Xen's headers use GNU C (anonymous unions), hence gnu11 for its files.
+$(B)/obj/src/driver/xen/%.o $(B)/san/src/driver/xen/%.o: \
+    XENFLAGS := -std=gnu11 -DTV_XENCTRL_SONAME='"$(XENCTRL_SONAME)"'
 
 .PHONY: all lib tools test unit unit-san check-core bench fuzz install \
         clean format demo
@@ -66,13 +73,13 @@ tools: $(B)/bin/tinyvmi $(EXAMPLES)
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_LIB) -c $< -o $@
+	$(CC) $(CFLAGS_LIB) $(XENFLAGS) -c $< -o $@
 $(B)/obj/tools/tinyvmi/%.o: tools/tinyvmi/%.c Makefile
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_LIB) -DCLI_VERSION='"$(VERSION)"' -c $< -o $@
 $(B)/san/%.o: %.c
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_SAN) -c $< -o $@
+	$(CC) $(CFLAGS_SAN) $(XENFLAGS) -c $< -o $@
 $(B)/free/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_FREE) -c $< -o $@
@@ -139,6 +146,7 @@ bench: all $(BENCHES)
 	python3 bench/run.py
 	python3 bench/bench_os.py
 	python3 bench/bench_arch.py
+	python3 bench/bench_xen.py
 
 # The library is compiled once for all fuzz targets (instrumented, without
 # libFuzzer's main); each target links it with its own harness.

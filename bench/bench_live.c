@@ -1,8 +1,10 @@
 /*
- * Live QEMU speed, through the public API only (libvmi.h, events.h, and
- * tinyvmi.h for the breakpoint).
- *   bench_live qemu:QMP_SOCKET [--symbol SYM] [--seconds S] [--attach N]
- *              [--quick]
+ * Live guest speed (QEMU or Xen), through the public API only (libvmi.h,
+ * events.h, and tinyvmi.h for the breakpoint and the process list).
+ *   bench_live qemu:QMP_SOCKET|xen:NAME [--symbol SYM] [--seconds S]
+ *              [--attach N] [--events LIST] [--quick]
+ * LIST: the event measurements to make, of breakpoint, singlestep, cr3
+ * (default breakpoint,singlestep; "none" for none); the others print null.
  *
  * Prints one JSON object:
  *   attach      vmi_init_complete (QMP, shared RAM, gdbstub, the OS layer
@@ -14,6 +16,10 @@
  *               next hit, stops, and the event is delivered with its
  *               registers.  Median, 90th percentile, hits per second.
  *   singlestep  the same for single steps of vCPU 0 (no step-over)
+ *   cr3         the same for CR3-write events (register events, as Xen's
+ *               vm_event delivers them): the guest switching address spaces
+ *   ps          one walk of the kernel's process list (tinyvmi_processes),
+ *               median of at least 20 walks
  *   read        vmi_read_pa of 1 MiB blocks sequentially over all of guest
  *               RAM, while the guest runs; memcpy over a buffer of the same
  *               size, 1 MiB at a time, beside it.  Median of 5 runs of at
@@ -21,6 +27,7 @@
  */
 #include <inttypes.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -164,6 +171,54 @@ static int bench_singlestep(vmi_instance_t vmi, double seconds, timing_t *t,
     return rc;
 }
 
+static int bench_cr3(vmi_instance_t vmi, double seconds, timing_t *t,
+                     double *took)
+{
+    vmi_event_t ev;
+    memset(&ev, 0, sizeof ev);
+    SETUP_REG_EVENT(&ev, CR3, VMI_REGACCESS_W, 0, on_event);
+    ev.data = t;
+    if (vmi_register_event(vmi, &ev) != VMI_SUCCESS) {
+        fprintf(stderr, "bench_live: CR3 event: %s\n",
+                tinyvmi_last_error(vmi));
+        return -1;
+    }
+    int rc = listen_for(vmi, t, seconds, took);
+    vmi_clear_event(vmi, &ev, NULL);
+    return rc;
+}
+
+/* ---- The process list -------------------------------------------------------- */
+
+static int count_process(void *arg, const tinyvmi_process_t *p)
+{
+    (void)p;
+    ++*(unsigned *)arg;
+    return 0;
+}
+
+/* Median ns of one process-list walk, over at least 20 walks and 0.2 s;
+ * *nproc gets the processes one walk saw. */
+static double time_ps(vmi_instance_t vmi, unsigned *nproc)
+{
+    uint64_t per[400];
+    size_t n = 0;
+    uint64_t t0 = now_ns();
+    while (n < 400 && (n < 20 || now_ns() - t0 < 200000000u)) {
+        unsigned count = 0;
+        uint64_t a = now_ns();
+        if (tinyvmi_processes(vmi, count_process, &count) != VMI_SUCCESS) {
+            fprintf(stderr, "bench_live: process list: %s\n",
+                    tinyvmi_last_error(vmi));
+            return -1;
+        }
+        per[n++] = now_ns() - a;
+        *nproc = count;
+    }
+    qsort(per, n, sizeof per[0], cmp_u64);
+    return (double)per[n / 2];
+}
+
 /* ---- Reads ----------------------------------------------------------------- */
 
 typedef struct reads {
@@ -219,9 +274,28 @@ static double time_reads(vmi_instance_t vmi, reads_t *r, int how,
 
 /* ---- Main -------------------------------------------------------------------- */
 
+static const char usage[] =
+    "usage: bench_live qemu:QMP_SOCKET|xen:NAME [--symbol SYM] [--seconds S] "
+    "[--attach N] [--events breakpoint,singlestep,cr3|none] [--quick]\n";
+
+/* Whether name is one of LIST's comma-separated words. */
+static bool wants(const char *list, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = list; p && *p;) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (len == n && !strncmp(p, name, n))
+            return true;
+        p = e ? e + 1 : NULL;
+    }
+    return false;
+}
+
 int main(int argc, char **argv)
 {
     const char *target = NULL, *sym = "_raw_spin_lock";
+    const char *events = "breakpoint,singlestep";
     double seconds = 5;
     int nattach = 5, quick = 0;
     for (int i = 1; i < argc; i++) {
@@ -231,19 +305,19 @@ int main(int argc, char **argv)
             seconds = atof(argv[++i]);
         else if (!strcmp(argv[i], "--attach") && i + 1 < argc)
             nattach = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--events") && i + 1 < argc)
+            events = argv[++i];
         else if (!strcmp(argv[i], "--quick"))
             quick = 1;
         else if (!target && argv[i][0] != '-')
             target = argv[i];
         else {
-            fprintf(stderr, "usage: bench_live qemu:QMP_SOCKET [--symbol SYM] "
-                            "[--seconds S] [--attach N] [--quick]\n");
+            fprintf(stderr, "%s", usage);
             return 2;
         }
     }
     if (!target || nattach < 1 || nattach > 100 || !(seconds > 0)) {
-        fprintf(stderr, "usage: bench_live qemu:QMP_SOCKET [--symbol SYM] "
-                        "[--seconds S] [--attach N] [--quick]\n");
+        fprintf(stderr, "%s", usage);
         return 2;
     }
     if (quick) {
@@ -273,17 +347,26 @@ int main(int argc, char **argv)
         return 1;
     timing_t bp = {.cap = MAX_SAMPLES, .max_hits = MAX_SAMPLES};
     timing_t ss = {.cap = MAX_SAMPLES, .max_hits = MAX_SAMPLES};
+    timing_t cr = {.cap = MAX_SAMPLES, .max_hits = MAX_SAMPLES};
     bp.gap = malloc(MAX_SAMPLES * sizeof *bp.gap);
     ss.gap = malloc(MAX_SAMPLES * sizeof *ss.gap);
+    cr.gap = malloc(MAX_SAMPLES * sizeof *cr.gap);
     reads_t r;
     memset(&r, 0, sizeof r);
-    double bp_s = 0, ss_s = 0;
+    double bp_s = 0, ss_s = 0, cr_s = 0;
     addr_t va = 0;
     int rc = 1;
-    if (!bp.gap || !ss.gap)
+    bool do_bp = wants(events, "breakpoint"), do_ss = wants(events, "singlestep");
+    bool do_cr = wants(events, "cr3");
+    if (!bp.gap || !ss.gap || !cr.gap)
         goto out;
-    if (bench_breakpoint(vmi, sym, seconds, &bp, &bp_s, &va) ||
-        bench_singlestep(vmi, seconds, &ss, &ss_s))
+    if ((do_bp && bench_breakpoint(vmi, sym, seconds, &bp, &bp_s, &va)) ||
+        (do_ss && bench_singlestep(vmi, seconds, &ss, &ss_s)) ||
+        (do_cr && bench_cr3(vmi, seconds, &cr, &cr_s)))
+        goto out;
+    unsigned nproc = 0;
+    double ps_ns = time_ps(vmi, &nproc);
+    if (ps_ns < 0)
         goto out;
     if (find_chunks(vmi, &r)) {
         fprintf(stderr, "bench_live: no 1 MiB block of RAM readable\n");
@@ -300,9 +383,23 @@ int main(int argc, char **argv)
            (double)init_ns[0] / 1e6, (double)init_ns[nattach - 1] / 1e6,
            (double)done_ns[nattach / 2] / 1e6);
     printf("\"symbol\": \"%s\", \"symbol_va\": \"0x%" PRIx64 "\", ", sym, va);
-    print_timing("breakpoint", &bp, bp_s);
-    printf(", ");
-    print_timing("singlestep", &ss, ss_s);
+    const struct {
+        const char *name;
+        bool on;
+        timing_t *t;
+        double s;
+    } ev[] = {{"breakpoint", do_bp, &bp, bp_s},
+              {"singlestep", do_ss, &ss, ss_s},
+              {"cr3", do_cr, &cr, cr_s}};
+    for (size_t i = 0; i < sizeof ev / sizeof ev[0]; i++) {
+        if (ev[i].on)
+            print_timing(ev[i].name, ev[i].t, ev[i].s);
+        else
+            printf("\"%s\": null", ev[i].name);
+        printf(", ");
+    }
+    printf("\"ps\": {\"processes\": %u, \"median_ms\": %.3f}", nproc,
+           ps_ns / 1e6);
     printf(", \"read\": {\"blocks\": %zu, \"bytes\": %zu, "
            "\"read_pa_us\": %.1f, \"read_pa_gb_per_s\": %.2f, "
            "\"memcpy_us\": %.1f, \"memcpy_gb_per_s\": %.2f}, "
@@ -314,6 +411,7 @@ out:
     vmi_destroy(vmi);
     free(bp.gap);
     free(ss.gap);
+    free(cr.gap);
     free(r.chunk);
     free(r.dst);
     free(r.src);

@@ -497,6 +497,10 @@ page_mode_t vmi_get_page_mode(vmi_instance_t vmi, unsigned long vcpu);
 uint8_t vmi_get_address_width(vmi_instance_t vmi);
 /** Bytes of RAM the guest has (the sum of its RAM ranges). */
 uint64_t vmi_get_memsize(vmi_instance_t vmi);
+/* Xen's domain id; VMI_INVALID_DOMID for targets without one. */
+uint64_t vmi_get_vmid(vmi_instance_t vmi);
+/* The domain's name (a dump's path); the caller frees it. */
+char *vmi_get_name(vmi_instance_t vmi);
 /** One past the highest guest-physical address backed by RAM. */
 addr_t vmi_get_max_physical_address(vmi_instance_t vmi);
 /** The kernel's page-table root (CR3 of vCPU 0 for dumps). */

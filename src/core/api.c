@@ -490,6 +490,11 @@ TV_API page_mode_t vmi_get_page_mode(vmi_instance_t vmi, unsigned long vcpu)
     return vmi ? vmi->page_mode : VMI_PM_UNKNOWN;
 }
 
+TV_API uint64_t vmi_get_vmid(vmi_instance_t vmi)
+{
+    return vmi && vmi->drv.mem ? vmi->drv.id : VMI_INVALID_DOMID;
+}
+
 TV_API uint64_t vmi_get_memsize(vmi_instance_t vmi)
 {
     return vmi ? vmi->memsize : 0;

@@ -118,6 +118,8 @@ typedef struct tv_driver {
     const tv_range_t *ranges;  /* sorted by start, non-overlapping */
     size_t nranges;
     vmi_arch_t arch;           /* what the target says it is, if it does */
+    uint64_t id;               /* the hypervisor's id for the guest (Xen's
+                                  domid); VMI_INVALID_DOMID if none */
 } tv_driver_t;
 
 /* ---- Architectures as data (src/arch) ------------------------------------ */

@@ -12,6 +12,7 @@
 #include "core/tv.h"
 #include "driver/file/file.h"
 #include "driver/qemu/qemu.h"
+#include "driver/xen/xen.h"
 
 #define TV_API __attribute__((visibility("default")))
 #define TV_STR_MAX (1u << 20)
@@ -131,6 +132,54 @@ static vmi_init_error_t open_qemu(vmi_instance_t vmi, const char *domain,
     return VMI_INIT_ERROR_NONE;
 }
 
+/* "xen:NAME" or "xen:ID", a bare domain name, or (VMI_INIT_DOMAINID) a
+ * pointer to the uint64_t domain id, as LibVMI takes them. */
+static vmi_init_error_t open_xen(vmi_instance_t vmi, const void *domain,
+                                 uint64_t init_flags)
+{
+    bool by_id = (init_flags & VMI_INIT_DOMAINID) != 0;
+    uint64_t id = 0;
+    const char *name = by_id ? "" : domain;
+    if (by_id) {
+        id = *(const uint64_t *)domain;
+    } else {
+        if (!strncmp(name, "xen:", 4))
+            name += 4;
+        char *end;
+        errno = 0;
+        unsigned long long n = strtoull(name, &end, 10);
+        if (name[0] >= '0' && name[0] <= '9' && !*end && !errno) {
+            by_id = true;
+            id = n;
+        }
+    }
+    if (by_id && id >= 0x7ff0) {
+        tv_fail(vmi, TINYVMI_EINVAL, "%llu is not a Xen domain id",
+                (unsigned long long)id);
+        return VMI_INIT_ERROR_VM_NOT_FOUND;
+    }
+    if (!by_id && !name[0]) {
+        tv_fail(vmi, TINYVMI_EINVAL, "a Xen target needs a domain: xen:NAME "
+                "or xen:ID");
+        return VMI_INIT_ERROR_VM_NOT_FOUND;
+    }
+    if (by_id)
+        snprintf(vmi->name, sizeof vmi->name, "xen:%llu",
+                 (unsigned long long)id);
+    else
+        snprintf(vmi->name, sizeof vmi->name, "%s", name);
+    tv_driver_t drv;
+    if (tv_xen_open(vmi, name, by_id, (uint32_t)id, &drv))
+        return vmi->last_status == TINYVMI_ENOENT
+                   ? VMI_INIT_ERROR_VM_NOT_FOUND
+                   : VMI_INIT_ERROR_DRIVER_NOT_DETECTED;
+    if (tv_instance_attach(vmi, &drv)) {
+        drv.close(drv.ctx);
+        return VMI_INIT_ERROR_DRIVER;
+    }
+    return VMI_INIT_ERROR_NONE;
+}
+
 TV_API status_t vmi_init(vmi_instance_t *out, vmi_mode_t mode,
                          const void *domain, uint64_t init_flags,
                          vmi_init_data_t *init_data, vmi_init_error_t *error)
@@ -162,9 +211,11 @@ TV_API status_t vmi_init(vmi_instance_t *out, vmi_mode_t mode,
     } else if (mode == VMI_KVM) {
         snprintf(vmi->name, sizeof vmi->name, "%s", (const char *)domain);
         why = open_qemu(vmi, domain, init_data);
+    } else if (mode == VMI_XEN) {
+        why = open_xen(vmi, domain, init_flags);
     } else {
         tv_fail(vmi, TINYVMI_ENOTSUP, "%s targets are not supported yet",
-                mode == VMI_XEN ? "Xen" : "unknown");
+                "unknown");
         why = VMI_INIT_ERROR_DRIVER_NOT_DETECTED;
     }
     if (why == VMI_INIT_ERROR_NONE && (init_flags & VMI_INIT_EVENTS) &&
@@ -229,8 +280,12 @@ TV_API status_t vmi_get_access_mode(vmi_instance_t vmi, const void *domain,
         return VMI_SUCCESS;
     }
     struct stat sb;
-    if (!domain || !mode || (init_flags & VMI_INIT_DOMAINID))
+    if (!domain || !mode)
         return VMI_FAILURE;
+    if (init_flags & VMI_INIT_DOMAINID) {
+        *mode = VMI_XEN; /* only Xen names domains by id */
+        return VMI_SUCCESS;
+    }
     for (uint64_t i = 0; init_data && i < init_data->count; i++)
         if (init_data->entry[i].type == VMI_INIT_DATA_KVMI_SOCKET) {
             *mode = VMI_KVM;
@@ -240,8 +295,17 @@ TV_API status_t vmi_get_access_mode(vmi_instance_t vmi, const void *domain,
         *mode = VMI_KVM;
         return VMI_SUCCESS;
     }
+    if (!strncmp(domain, "xen:", 4)) {
+        *mode = VMI_XEN;
+        return VMI_SUCCESS;
+    }
     if (stat(domain, &sb) == 0) {
         *mode = VMI_FILE;
+        return VMI_SUCCESS;
+    }
+    /* not a file: in a Xen dom0, a domain name */
+    if (!strchr(domain, '/') && stat("/dev/xen/privcmd", &sb) == 0) {
+        *mode = VMI_XEN;
         return VMI_SUCCESS;
     }
     snprintf(init_error, sizeof init_error, "%s: %s", (const char *)domain,
@@ -250,6 +314,13 @@ TV_API status_t vmi_get_access_mode(vmi_instance_t vmi, const void *domain,
 }
 
 /* ---- Strings --------------------------------------------------------------- */
+
+/* The guest's name (a dump's path), malloc'd for the caller to free. */
+TV_API char *vmi_get_name(vmi_instance_t vmi)
+{
+    return vmi ? strdup(vmi->name) : NULL;
+}
+
 
 /* Reads a NUL-terminated string a page-bounded chunk at a time, up to
  * TV_STR_MAX bytes; a string that does not end by then is refused. */

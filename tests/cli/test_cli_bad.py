@@ -37,6 +37,22 @@ def test_bad_missing_file():
     check(p.stdout == "", p.stdout)
 
 
+def test_bad_xen_outside_dom0():
+    """Off Xen (no /dev/xen/privcmd here): a Xen target says what is missing,
+    whether Xen's libraries are installed (they are loaded at run time) or not."""
+    check(not os.path.exists("/dev/xen/privcmd"), "this host runs under Xen")
+    for target in ("xen:tvpv", "xen:7"):
+        p = fails(tinyvmi("ps", target), 3, "ps", target)
+        check("cannot open Xen's control interface" in p.stderr or
+              "cannot be loaded" in p.stderr, p.stderr)
+
+
+def test_bad_xen_domain_ids():
+    for target, why in (("xen:99999", "not a Xen domain id"),
+                        ("xen:", "needs a domain")):
+        fails(tinyvmi("info", target), 3, "info", why)
+
+
 def test_bad_truncated_elf_header():
     fails(tinyvmi("info", write("trunc.elf", b"\x7fELF\x02\x01\x01" +
                                 bytes(20))), 3, "info", "ELF", "header")

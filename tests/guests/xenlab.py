@@ -46,7 +46,9 @@ XEN = lab.LAB / "xen"
 APT = lab.LAB / "apt-xen"
 ROOT = XEN / "root"              # extracted Xen packages
 MODS = XEN / "modules"           # dom0's kernel modules (load order in order.txt)
-SHARE = XEN / "share"            # dom0's /share
+# Runs in different slots (XENLAB_SLOT) may go on side by side; one slot, one run.
+SLOT = re.sub(r"[^a-z0-9]", "", os.environ.get("XENLAB_SLOT", ""))
+SHARE = XEN / f"share{SLOT}"     # dom0's /share
 RUN = XEN / "run"                # the last run's results
 TINYVMI = lab.REPO / "build" / "bin" / "tinyvmi"
 
@@ -78,13 +80,17 @@ KERNEL_LINE = "6.1"
 
 # -avx,-avx2: QEMU 7.2's TCG emulates AVX; with it on, dom0's xl died of heap
 # corruption ("malloc(): corrupted top size", "unable to XZ decompress kernel").
-# Without AVX, busybox children in both guests still segfault now and then; with
-# -xsave as well (Xen and Linux then switch FPU state with FXSAVE) none did in one
-# run, but the PVH guest took 584 s instead of 97 s to print its truth (loaded
-# host): XENLAB_CPU=...,-xsave picks that.
-QEMU_CPU = os.environ.get("XENLAB_CPU", "max,-smap,-smep,-la57,+svm,+npt,-rdtscp,-avx,-avx2")
+# Without AVX, busybox children in both guests still segfaulted now and then, and
+# a dom0 process died in ld.so ("Inconsistency detected by ld.so ...
+# __rtld_mutex_init: Assertion `sym != NULL' failed"): user state going wrong
+# across context switches.  -xsave (Xen and Linux then switch FPU state with
+# FXSAVE) made them go away in the runs tried.
+QEMU_CPU = os.environ.get("XENLAB_CPU",
+                          "max,-smap,-smep,-la57,+svm,+npt,-rdtscp,-avx,-avx2,-xsave")
 QEMU_MEM = "2048M"
-XEN_CMDLINE = "console=com1 com1=115200 dom0_mem=512M smap=0 smep=0"
+# dom0_mem: dom0 holds its initramfs (~150 MB unpacked) and, in /tmp, a guest's
+# xl dump-core (GUEST_MEM_MIB) at a time
+XEN_CMDLINE = "console=com1 com1=115200 dom0_mem=768M smap=0 smep=0"
 DOM0_CMDLINE = "console=hvc0 panic=-1 oops=panic loglevel=4"
 GUEST_MEM_MIB = 128   # xl dump-core through 9p runs at ~1.5 MB/s
 GUEST_EXTRA = "console=hvc0 panic=-1 oops=panic"
@@ -93,7 +99,7 @@ GUESTS = {"tvpv": "pv", "tvpvh": "pvh"}
 RUN_TIMEOUT = float(os.environ.get("XENLAB_TIMEOUT", "1200"))
 # dom0's own bounds (seconds; its /etc/xenlab.conf), kept inside RUN_TIMEOUT
 GUEST_WAIT = 480
-JOB_TIMEOUT = 180
+JOB_TIMEOUT = 600
 
 MARK = "===XENLAB-"
 
@@ -296,16 +302,41 @@ def guest_config(name, typ, k):
 SKIP_BLOCKS = ("kallsyms_sample", "kallsyms_count")
 
 
+# The truth blocks whose command runs in a child process, and the command: in a Xen
+# guest under TCG a busybox child now and then dies of SIGSEGV (seen in 2 of 3 runs,
+# printing "Segmentation fault" in place of the block), so these are retried.
+RETRIED = ("uname -r", "cat /proc/modules", "grep -E ' (linux_banner")
+RETRY_FN = """\
+# retry CMD...: CMD's output once it exits 0 (up to 5 tries), printed by builtins
+retry() {
+	for t in 1 2 3 4 5; do
+		if "$@" > /tmp/tvlab.retry 2> /dev/null; then
+			while IFS= read -r l; do echo "$l"; done < /tmp/tvlab.retry
+			return 0
+		fi
+	done
+	echo "===TVLAB-ERROR $1 failed 5 times==="
+}
+"""
+
+
 def guest_init():
     """The lab's init.sh without SKIP_BLOCKS (each block from its begin line to its end
-    line, both of which must be found exactly once)."""
+    line, both of which must be found exactly once), with the RETRIED commands run
+    through retry()."""
     text = (HERE / "init.sh").read_text()
     for b in SKIP_BLOCKS:
         m = list(re.finditer(rf"^begin {b}\n(?:.*\n)*?end {b}\n", text, re.M))
         if len(m) != 1:
             raise XenLabError(f"init.sh: expected one block {b}, found {len(m)}")
         text = text[:m[0].start()] + text[m[0].end():]
-    return text.encode()
+    anchor = "end() { echo \"===TVLAB-END $1===\"; }\n"
+    for cmd in RETRIED + (anchor,):
+        if text.count(cmd) != 1:
+            raise XenLabError(f"init.sh: expected {cmd!r} once, found {text.count(cmd)}")
+    for cmd in RETRIED:
+        text = text.replace(cmd, "retry " + cmd)
+    return text.replace(anchor, anchor + RETRY_FN).encode()
 
 
 def guest_initramfs(k):
@@ -381,9 +412,14 @@ def stage_share(job):
     shutil.copy(job, SHARE / "job.sh")
     (SHARE / "job.sh").chmod(0o755)
     if TINYVMI.is_file():
+        # tinyvmi, the examples and the lab's Xen helpers (tests/lab/xen*.c)
+        progs = [TINYVMI] + sorted(p for p in TINYVMI.parent.glob("*-example")) + \
+            sorted(lab.REPO.glob("build/tests/lab/xen*")) + \
+            sorted(lab.REPO.glob("build/bench/bench_live"))
         (SHARE / "tv" / "lib").mkdir(parents=True)
-        shutil.copy(TINYVMI, SHARE / "tv" / "tinyvmi")
-        for so, path in ldd([TINYVMI], []).items():
+        for prog in progs:
+            shutil.copy(prog, SHARE / "tv" / prog.name)
+        for so, path in ldd(progs, []).items():
             if not so.startswith(("ld-linux", "libc.so")):
                 shutil.copy(path, SHARE / "tv" / "lib" / so)
 
@@ -461,7 +497,7 @@ def kill_group(proc):
 def cmd_run(job, timeout=RUN_TIMEOUT, out=None):
     """One run (one at a time: the share is shared); results in out (default RUN)."""
     XEN.mkdir(parents=True, exist_ok=True)
-    with open(XEN / "run.lock", "w") as lk:
+    with open(XEN / f"run{SLOT}.lock", "w") as lk:
         try:
             fcntl.flock(lk, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -586,29 +622,48 @@ def core_notes(f, off, size):
     return notes
 
 
+def core_table(f, secs, core):
+    """(pv, nr_vcpus, nr_pages, [frame of page i]) of an open dump-core."""
+    for need in (".note.Xen", ".xen_prstatus", ".xen_pages"):
+        if need not in secs:
+            raise XenLabError(f"{core}: no {need} section ({sorted(secs)})")
+    hdr = core_notes(f, *secs[".note.Xen"]).get(ELF_NOTE_XEN_HEADER)
+    if not hdr or len(hdr) < 32:
+        raise XenLabError(f"{core}: no dump-core header note")
+    _, nr_vcpus, nr_pages, page = struct.unpack_from("<QQQQ", hdr)
+    if page != 4096 or not 0 < nr_vcpus <= 512:
+        raise XenLabError(f"{core}: page size {page}, {nr_vcpus} vCPUs")
+    pv = ".xen_p2m" in secs
+    if not pv and ".xen_pfn" not in secs:
+        raise XenLabError(f"{core}: neither .xen_p2m nor .xen_pfn")
+    table = secs[".xen_p2m" if pv else ".xen_pfn"]
+    ent = 16 if pv else 8
+    if table[1] != nr_pages * ent or secs[".xen_pages"][1] != nr_pages * page:
+        raise XenLabError(f"{core}: {nr_pages} pages, but the frame table has "
+                          f"{table[1]} bytes and .xen_pages {secs['.xen_pages'][1]}")
+    f.seek(table[0])
+    tab = f.read(table[1])
+    frames = [struct.unpack_from("<Q", tab, i * ent + (8 if pv else 0))[0]
+              for i in range(nr_pages)]
+    return pv, nr_vcpus, nr_pages, frames
+
+
+def core_frames(core):
+    """The valid frames a dump-core holds (machine frames for PV, else guest frames)."""
+    size = Path(core).stat().st_size
+    with open(core, "rb") as f:
+        frames = core_table(f, core_sections(f, size), core)[3]
+    return [fr for fr in frames if fr < MAX_FRAME]
+
+
 def core2raw(core, raw):
     """Write the dump-core's pages to raw (offset = frame * page size; pfn for PVH/HVM,
     machine frame for PV, whose page tables hold machine frames); returns facts."""
     size = Path(core).stat().st_size
     with open(core, "rb") as f, open(raw, "wb") as out:
         secs = core_sections(f, size)
-        for need in (".note.Xen", ".xen_prstatus", ".xen_pages"):
-            if need not in secs:
-                raise XenLabError(f"{core}: no {need} section ({sorted(secs)})")
-        hdr = core_notes(f, *secs[".note.Xen"]).get(ELF_NOTE_XEN_HEADER)
-        if not hdr or len(hdr) < 32:
-            raise XenLabError(f"{core}: no dump-core header note")
-        _, nr_vcpus, nr_pages, page = struct.unpack_from("<QQQQ", hdr)
-        if page != 4096 or not 0 < nr_vcpus <= 512:
-            raise XenLabError(f"{core}: page size {page}, {nr_vcpus} vCPUs")
-        pv = ".xen_p2m" in secs
-        table = secs[".xen_p2m" if pv else ".xen_pfn"] if pv or ".xen_pfn" in secs else None
-        if table is None:
-            raise XenLabError(f"{core}: neither .xen_p2m nor .xen_pfn")
-        ent = 16 if pv else 8
-        if table[1] != nr_pages * ent or secs[".xen_pages"][1] != nr_pages * page:
-            raise XenLabError(f"{core}: {nr_pages} pages, but the frame table has "
-                              f"{table[1]} bytes and .xen_pages {secs['.xen_pages'][1]}")
+        pv, nr_vcpus, nr_pages, frames = core_table(f, secs, core)
+        page = 4096
         pst = secs[".xen_prstatus"]
         if pst[1] != nr_vcpus * VCPU_CTX_SIZE:
             raise XenLabError(f"{core}: .xen_prstatus has {pst[1]} bytes for {nr_vcpus} "
@@ -617,10 +672,6 @@ def core2raw(core, raw):
         ctx = f.read(pst[1])
         cr3 = [struct.unpack_from("<Q", ctx, i * VCPU_CTX_SIZE + VCPU_CTX_CR + 3 * 8)[0]
                for i in range(nr_vcpus)]
-        f.seek(table[0])
-        tab = f.read(table[1])
-        frames = [struct.unpack_from("<Q", tab, i * ent + (8 if pv else 0))[0]
-                  for i in range(nr_pages)]
         f.seek(secs[".xen_pages"][0])
         top = 0
         for fr in frames:

@@ -60,7 +60,9 @@ static const cli_opt_t options[] = {
 
 static const char about[] =
     "TARGET is a memory dump: raw, ELF core (QEMU dump-guest-memory,\n"
-    "libvirt) or LiME; its format is found from its content.  Numbers\n"
+    "libvirt), LiME or a Windows crash dump; its format is found from its\n"
+    "content.  qemu:QMP_SOCKET is a live QEMU guest, xen:NAME or xen:ID a\n"
+    "Xen domain (from dom0).  Numbers\n"
     "(ADDR, LEN, VA, DTB) are decimal or 0x-prefixed hexadecimal.\n";
 
 static const char exit_codes[] =
@@ -268,8 +270,11 @@ static const char *init_reason(const char *target)
 static int open_target(cli_t *c)
 {
     vmi_init_error_t err;
-    /* qemu:QMP_SOCKET is a live QEMU; anything else a dump file. */
-    vmi_mode_t mode = strncmp(c->target, "qemu:", 5) ? VMI_FILE : VMI_KVM;
+    /* qemu:QMP_SOCKET is a live QEMU, xen:NAME or xen:ID a Xen domain;
+     * anything else a dump file. */
+    vmi_mode_t mode = !strncmp(c->target, "qemu:", 5)  ? VMI_KVM
+                      : !strncmp(c->target, "xen:", 4) ? VMI_XEN
+                                                       : VMI_FILE;
     if (vmi_init(&c->vmi, mode, c->target, VMI_INIT_DOMAINNAME, NULL,
                  &err) == VMI_SUCCESS)
         return CLI_OK;

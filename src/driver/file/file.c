@@ -182,6 +182,7 @@ static int file_parse(tv_file_t *f, tv_driver_t *out)
         .ranges = f->ranges,
         .nranges = f->nranges,
         .arch = f->arch,
+        .id = VMI_INVALID_DOMID,
     };
     return TINYVMI_OK;
 }

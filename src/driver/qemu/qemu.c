@@ -1441,6 +1441,7 @@ int tv_qemu_open(struct vmi_instance *vmi, const char *qmp_path,
     *out = (tv_driver_t){.name = "qemu", .ctx = q, .mem = &qm_mem,
                          .vcpu = &qm_vcpu, .ctl = &qm_ctl, .ev = &qm_ev,
                          .close = qm_close, .ranges = q->ranges,
-                         .nranges = q->nranges, .arch = VMI_ARCH_X86_64};
+                         .nranges = q->nranges, .arch = VMI_ARCH_X86_64,
+                         .id = VMI_INVALID_DOMID};
     return TINYVMI_OK;
 }

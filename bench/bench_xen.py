@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""make bench, Xen: TinyVMI in dom0 of the Xen lab (tests/guests/xenlab.py),
+attached to the lab's PV guest (tvpv) and PVH guest (tvpvh).
+
+build/bench/bench_live runs in dom0 against xen:NAME and measures, through
+the public API:
+  - attach: vmi_init_complete until the OS layer is ready (Xen's libraries
+    loaded, the domain's memory found -- the p2m of a PV guest, the
+    populated frames of a PVH one --, the kernel found profile-less), and
+    vmi_destroy;
+  - ps: one walk of the process list (median);
+  - cr3 (PVH): CR3-write events through vm_event, the time from one
+    callback's return to the next callback (the response goes back, the
+    guest runs to its next address-space switch, Xen sends the request,
+    TinyVMI reads it and delivers it): median, p90, events/s;
+  - vmi_read_pa of 1 MiB blocks over the guest's memory (foreign mappings)
+    beside memcpy of the same size.
+Xen itself runs under QEMU TCG here (dom0 and the guests are emulated, and
+Xen's SVM is QEMU's emulation of it), so every figure is relative: it says
+how TinyVMI's paths compare with each other and with memcpy on the same
+emulated machine, not what real hardware does.  A run boots the lab (4-7
+minutes).  Writes build/bench/xen.json.
+  --quick   short measurements
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.path.join(ROOT, "build")
+BENCH = os.path.join(BUILD, "bench", "bench_live")
+XENLAB = [sys.executable, os.path.join(ROOT, "tests", "guests", "xenlab.py")]
+OUT = os.path.join(BUILD, "lab", "xen", "bench-run")
+
+JOB = r"""#!/bin/sh
+# job of bench/bench_xen.py (run in dom0 by xenlab.py)
+O=$XENLAB_OUT
+echo "== tvpv"
+/share/tv/bench_live xen:tvpv --events none --attach 3 @QUICK@ > "$O/tvpv.json"
+echo "rc=$?"
+echo "== tvpvh"
+/share/tv/bench_live xen:tvpvh --events cr3 --attach 3 --seconds 5 @QUICK@ > "$O/tvpvh.json"
+echo "rc=$?"
+exit 0
+"""
+
+
+def show(name, r):
+    a, p, rd = r["attach"], r["ps"], r["read"]
+    print(f"  {name}: attach {a['init_median_ms']:.0f} ms (median of {a['runs']}); "
+          f"ps {p['median_ms']:.2f} ms ({p['processes']} processes); "
+          f"read_pa 1 MiB {rd['read_pa_us']:.0f} us ({rd['read_pa_gb_per_s']:.2f} GB/s, "
+          f"memcpy {rd['memcpy_gb_per_s']:.2f} GB/s)")
+    c = r.get("cr3")
+    if c:
+        print(f"  {name}: CR3 event round trip median {c['median_us'] / 1e3:.2f} ms, "
+              f"p90 {c['p90_us'] / 1e3:.2f} ms, {c['hits_per_s']:.0f} events/s "
+              f"({c['hits']} events)")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    if not os.path.exists(BENCH):
+        sys.exit(f"{BENCH} is missing: run make bench")
+    job = os.path.join(BUILD, "lab", "xen", "bench_xen-job.sh")
+    os.makedirs(os.path.dirname(job), exist_ok=True)
+    with open(job, "w") as f:
+        f.write(JOB.replace("@QUICK@", "--quick" if args.quick else ""))
+    env = dict(os.environ, XENLAB_SLOT="bench")
+    p = subprocess.run(XENLAB + ["run", job, "--out", OUT], env=env,
+                       capture_output=True, text=True, timeout=1500)
+    if p.returncode:
+        sys.exit(f"the Xen lab run failed:\n{p.stderr[-3000:]}")
+    res = {"quick": args.quick}
+    with open(os.path.join(OUT, "job.out")) as f:
+        out = f.read()
+    for g in ("tvpv", "tvpvh"):
+        try:
+            with open(os.path.join(OUT, f"{g}.json")) as f:
+                res[g] = json.load(f)
+        except (OSError, ValueError) as e:
+            sys.exit(f"bench_live xen:{g} in dom0 gave no result ({e}):\n{out}")
+    print("Xen 4.17 under QEMU TCG (relative figures: all of it is emulated)")
+    show("PV  tvpv ", res["tvpv"])
+    show("PVH tvpvh", res["tvpvh"])
+    path = os.path.join(BUILD, "bench", "xen.json")
+    with open(path, "w") as f:
+        json.dump(res, f, indent=1)
+    print(f"results: {os.path.relpath(path, ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
