@@ -60,7 +60,7 @@ HOST_LIBS := -lm -llzma -lz -lzstd -llz4
 XENCTRL_SONAME := $(shell objdump -p /usr/lib/$(shell $(CC) -dumpmachine)/libxenctrl.so \
                     2>/dev/null | awk '/SONAME/ { print $$2 }')
 # Xen's headers use GNU C (anonymous unions), hence gnu11 for its files.
-$(B)/obj/src/driver/xen/%.o $(B)/san/src/driver/xen/%.o: \
+$(B)/obj/src/driver/xen/%.o $(B)/san/src/driver/xen/%.o $(B)/fz/src/driver/xen/%.o: \
     XENFLAGS := -std=gnu11 -DTV_XENCTRL_SONAME='"$(XENCTRL_SONAME)"'
 
 .PHONY: all lib tools test unit unit-san check-core bench fuzz install \
@@ -154,7 +154,7 @@ FUZZ_FLAGS := $(BASE) -O1 -g
 FUZZ_OBJ := $(LIB_SRC:%.c=$(B)/fz/%.o)
 $(B)/fz/%.o: %.c
 	@mkdir -p $(@D)
-	$(CLANG) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link,address,undefined \
+	$(CLANG) $(FUZZ_FLAGS) $(XENFLAGS) -fsanitize=fuzzer-no-link,address,undefined \
 	    -c $< -o $@
 # Objects made through pattern chains are kept, not deleted as intermediates.
 .SECONDARY:

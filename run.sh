@@ -15,6 +15,8 @@ PACKAGES=(
     busybox-static cpio gzip xz-utils zstd kmod  # guest initramfs
     liblzma-dev zlib1g-dev libzstd-dev liblz4-dev  # .xz profiles, vmlinuz
     libdw-dev                            # DWARF profiles (tinyvmi profile)
+    libxen-dev                           # the Xen driver's headers (Xen's
+                                         # libraries are loaded at run time)
     pkgconf ca-certificates
 )
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Writes the seed corpora of fuzz_elf, fuzz_lime and fuzz_detect (small,
-handcrafted dumps).  Run from the repository root."""
+"""Writes the seed corpora of fuzz_elf, fuzz_lime, fuzz_xencore and
+fuzz_detect (small, handcrafted dumps).  Run from the repository root."""
 import os
 import struct
 
@@ -58,6 +58,53 @@ def lime(ranges):
                            start + len(data) - 1, 0) + data
     return out
 
+def xencore(pv, frames, nvcpus=1):
+    """An xl dump-core file: sections .shstrtab, .note.Xen, .xen_prstatus,
+    .xen_shared_info, .xen_pages, .xen_p2m (pv) or .xen_pfn; page i is
+    frame frames[i] (None: an entry Xen could not map, ~0)."""
+    inval = (1 << 64) - 1
+    names = [".shstrtab", ".note.Xen", ".xen_prstatus", ".xen_shared_info",
+             ".xen_pages", ".xen_p2m" if pv else ".xen_pfn"]
+    strtab, name_at = b"\0", []
+    for n in names:
+        name_at.append(len(strtab))
+        strtab += n.encode() + b"\0"
+    hdr = struct.pack("<QQQQ", 0xF00FEBED if pv else 0xF00FEBEE, nvcpus,
+                      len(frames), 4096)
+    notes = (note("Xen", 0x2000000, b"") + note("Xen", 0x2000001, hdr) +
+             note("Xen", 0x2000002, struct.pack("<QQ", 4, 17) + bytes(48)) +
+             note("Xen", 0x2000003, struct.pack("<Q", 1)))
+    ctx = bytearray(5168)
+    struct.pack_into("<Q", ctx, 648, 0xffffffff81000000)    # rip
+    struct.pack_into("<Q", ctx, 4984, 0x80050033)           # cr0
+    struct.pack_into("<Q", ctx, 4984 + 24, 0x1000)          # cr3
+    struct.pack_into("<Q", ctx, 4984 + 32, 0x2660)          # cr4
+    pages = b"".join(bytes([i + 1]) * 4096 for i in range(len(frames)))
+    table = b""
+    for i, fr in enumerate(frames):
+        fr = inval if fr is None else fr
+        table += struct.pack("<QQ", inval if fr == inval else i, fr) if pv \
+            else struct.pack("<Q", fr)
+    body = [(7, notes), (1, bytes(ctx) * nvcpus), (1, bytes(64)),
+            (1, pages), (1, table)]
+    off = 64 + 64 * 7
+    shdrs = struct.pack("<IIQQQQIIQQ", 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    data = b""
+    offsets = []
+    for typ, blob in body:
+        offsets.append(off + len(data))
+        data += blob
+    strtab_off = off + len(data)
+    shdrs += struct.pack("<IIQQQQIIQQ", name_at[0], 3, 0, 0, strtab_off,
+                         len(strtab), 0, 0, 1, 0)
+    for i, (typ, blob) in enumerate(body):
+        shdrs += struct.pack("<IIQQQQIIQQ", name_at[i + 1], typ, 0, 0,
+                             offsets[i], len(blob), 0, 0, 8, 0)
+    ident = b"\x7fELF" + bytes([2, 1, 1]) + b"\0" * 9
+    ehdr = ident + struct.pack("<HHIQQQIHHHHHH", 4, 62, 1, 0, 0, 64, 0, 64,
+                               56, 0, 64, 7, 1)
+    return ehdr + shdrs + data + strtab
+
 page = bytes(range(256)) * 2
 notes64 = b"".join(note("CORE", 1, prstatus64(0xffffffff81000000 + i))
                    for i in range(2))
@@ -80,12 +127,17 @@ seeds = {
         "one_range": lime([(0x1000, page[:16])]),
     },
 }
+seeds["xencore"] = {
+    "pv_p2m": xencore(True, [0x100, 0x101, None, 0x50]),
+    "hvm_pfn": xencore(False, [0, 1, 0xfeff0], nvcpus=2),
+}
 seeds["detect"] = {
     "elf": seeds["elf"]["x86_64_2cpu"],
     "lime": seeds["lime"]["two_ranges"],
     "raw": page[:64],
     "kdump": b"KDUMP   " + b"\0" * 56,
     "windows": b"PAGEDU64" + b"\0" * 56,
+    "xencore": seeds["xencore"]["pv_p2m"],
 }
 
 for target, files in seeds.items():

@@ -206,8 +206,7 @@ static int elf_segments(tv_file_t *f, const elf_hdr_t *h, file_seg_t *seg,
     }
     if (!rc && f->nranges == 0)
         rc = tv_fail(f->vmi, TINYVMI_EFORMAT, "ELF: no PT_LOAD segment has "
-                     "data in the file (Xen's xl dump-core keeps memory in "
-                     "sections: not supported yet)");
+                     "data in the file");
     return rc;
 }
 

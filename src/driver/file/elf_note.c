@@ -171,6 +171,8 @@ static uint64_t field_value(const file_reg_field_t *fl, const uint8_t *desc)
                                  : tv_le16(p);
     if (fl->conv == FILE_CONV_ARBYTES) /* type/S/DPL/P, then AVL/L/DB/G */
         v = ((v >> 8) & 0xff) | ((v >> 12) & 0xf00);
+    else if (fl->conv == FILE_CONV_XEN_CR3) /* a frame number << 12 */
+        v = v >> 12 << 12;
     return v;
 }
 

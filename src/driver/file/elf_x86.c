@@ -14,6 +14,9 @@
  * orig_rax, plus control registers, segment limits and descriptor tables.
  * QEMU writes the i386 NT_PRSTATUS layout (EM_386) also inside ELF64
  * containers, so the layout follows e_machine, not the ELF class.
+ *
+ * Xen's dump-core files (xencore.c) are not notes but the same kind of
+ * data: .xen_prstatus holds one vcpu_guest_context_x86_64_t per vCPU.
  */
 #include "driver/file/file_int.h"
 
@@ -87,6 +90,55 @@ static const file_reg_field_t qemu_state[] = {
 static const file_note_kind_t qemu_cpu_state = {
     "QEMU", 0, 432, 0, 1, qemu_state, TV_ARRAY_LEN(qemu_state)};
 
+/* ---- Xen's vcpu_guest_context_x86_64_t ------------------------------------
+ *
+ * 5168 bytes (Xen's public/arch-x86/xen.h, xen/foreign/x86_64.h):
+ *   0    fpu_ctxt[512]
+ *   512  u64 flags
+ *   520  cpu_user_regs (200 bytes): r15 r14 r13 r12 rbp rbx r11 r10 r9 r8
+ *        rax rcx rdx rsi rdi (u64 each), u32 error_code, u32 entry_vector,
+ *        rip @648, u16 cs @656 (+ pad, saved_upcall_mask), rflags @664,
+ *        rsp @672, then u16 ss es ds fs gs @680 + 8 * i
+ *   720  trap_ctxt[256] (16 bytes each)
+ *   4816 ldt_base, ldt_ents, gdt_frames[16], gdt_ents, kernel_ss, kernel_sp
+ *   4984 ctrlreg[8]
+ *   5048 debugreg[8]
+ *   5112 event/failsafe/syscall callbacks, vm_assist
+ *   5144 fs_base, gs_base_kernel, gs_base_user
+ * A PV vCPU's ctrlreg[3] is Xen's folded CR3 (xen_pfn_to_cr3 of a machine
+ * frame: on x86_64 the frame shifted by 12, any low bits are not part of
+ * the address); an HVM vCPU's is the guest's own CR3. */
+
+#define XC_GPR(r, i) F(r, 520 + 8 * (i), 8)
+#define XC_SEG(r, i) F(r, 680 + 8 * (i), 2)
+#define XC_CR(r, i) F(r, XEN_CTX_CTRLREG + 8 * (i), 8)
+#define XC_DR(r, i) F(r, 5048 + 8 * (i), 8)
+#define XC_FIELDS(cr3_conv)                                                 \
+    XC_GPR(R15, 0), XC_GPR(R14, 1), XC_GPR(R13, 2), XC_GPR(R12, 3),         \
+        XC_GPR(RBP, 4), XC_GPR(RBX, 5), XC_GPR(R11, 6), XC_GPR(R10, 7),     \
+        XC_GPR(R9, 8), XC_GPR(R8, 9), XC_GPR(RAX, 10), XC_GPR(RCX, 11),     \
+        XC_GPR(RDX, 12), XC_GPR(RSI, 13), XC_GPR(RDI, 14),                  \
+        F(RIP, 648, 8), F(CS_SEL, 656, 2), F(RFLAGS, 664, 8),              \
+        F(RSP, 672, 8), XC_SEG(SS_SEL, 0), XC_SEG(ES_SEL, 1),              \
+        XC_SEG(DS_SEL, 2), XC_SEG(FS_SEL, 3), XC_SEG(GS_SEL, 4),           \
+        XC_CR(CR0, 0), XC_CR(CR2, 2),                                       \
+        {CR3, XEN_CTX_CTRLREG + 24, 8, (cr3_conv)}, XC_CR(CR4, 4),          \
+        XC_DR(DR0, 0), XC_DR(DR1, 1), XC_DR(DR2, 2), XC_DR(DR3, 3),         \
+        XC_DR(DR6, 6), XC_DR(DR7, 7), F(FS_BASE, 5144, 8),                  \
+        F(GS_BASE, 5152, 8), F(SHADOW_GS, 5160, 8),                         \
+        F(MSR_SHADOW_GS_BASE, 5160, 8)
+
+static const file_reg_field_t xen_pv_ctx[] = {XC_FIELDS(FILE_CONV_XEN_CR3)};
+static const file_reg_field_t xen_hvm_ctx[] = {XC_FIELDS(FILE_CONV_RAW)};
+
+/* Not notes: .xen_prstatus entries, placed by xencore.c. */
+static const file_note_kind_t xen_pv_kind = {
+    "Xen", 0, XEN_CTX_SIZE, FILE_NO_VERSION, 0, xen_pv_ctx,
+    TV_ARRAY_LEN(xen_pv_ctx)};
+static const file_note_kind_t xen_hvm_kind = {
+    "Xen", 0, XEN_CTX_SIZE, FILE_NO_VERSION, 0, xen_hvm_ctx,
+    TV_ARRAY_LEN(xen_hvm_ctx)};
+
 /* ---- Machines ----------------------------------------------------------- */
 
 static const file_note_kind_t *const kinds_x86_64[] = {&qemu_cpu_state,
@@ -98,3 +150,11 @@ const file_elf_machine_t file_elf_x86_64 = {
     62, VMI_ARCH_X86_64, "x86_64", kinds_x86_64, TV_ARRAY_LEN(kinds_x86_64)};
 const file_elf_machine_t file_elf_i386 = {
     3, VMI_ARCH_X86, "i386", kinds_i386, TV_ARRAY_LEN(kinds_i386)};
+
+static const file_note_kind_t *const kinds_xen_pv[] = {&xen_pv_kind};
+static const file_note_kind_t *const kinds_xen_hvm[] = {&xen_hvm_kind};
+
+const file_elf_machine_t file_xen_x86_64_pv = {
+    62, VMI_ARCH_X86_64, "Xen x86_64 PV", kinds_xen_pv, 1};
+const file_elf_machine_t file_xen_x86_64_hvm = {
+    62, VMI_ARCH_X86_64, "Xen x86_64 HVM", kinds_xen_hvm, 1};

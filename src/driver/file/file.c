@@ -16,38 +16,44 @@
 
 /* ---- Detection ---------------------------------------------------------- */
 
-/* A format is known by bytes at the start of the file.  parse == NULL:
- * recognised, but not supported yet (status and reason say so). */
+/* A format is known by bytes at the start of the file, and where formats
+ * share them (ELF) by a probe of the header.  parse == NULL: recognised,
+ * but not supported yet (status and reason say so). */
 typedef struct file_format {
     const char *name;
     const char *magic;
     size_t magic_len;
     int (*parse)(tv_file_t *f);
     const char *unsupported;
+    bool (*probe)(const uint8_t *data, size_t size); /* NULL: magic only */
 } file_format_t;
 
 static const file_format_t formats[] = {
-    {"elf", "\x7f" "ELF", 4, file_elf_parse, NULL},
-    {"lime", "EMiL", 4, file_lime_parse, NULL}, /* 0x4C694D45 LE */
+    {"xen-core", "\x7f" "ELF", 4, file_xencore_parse, NULL,
+     file_xencore_probe},
+    {"elf", "\x7f" "ELF", 4, file_elf_parse, NULL, NULL},
+    {"lime", "EMiL", 4, file_lime_parse, NULL, NULL}, /* 0x4C694D45 LE */
     {"kdump", "KDUMP   ", 8, NULL,
-     "kdump-compressed dumps are not supported yet"},
+     "kdump-compressed dumps are not supported yet", NULL},
     {"diskdump", "DISKDUMP", 8, NULL,
-     "diskdump dumps are not supported yet"},
+     "diskdump dumps are not supported yet", NULL},
     {"makedumpfile-flat", "makedumpfile", 12, NULL,
      "flattened makedumpfile dumps are not supported yet (rearrange them "
-     "with makedumpfile -R)"},
-    {"windows-crashdump", "PAGEDUMP", 8, file_crashdump_parse, NULL},
-    {"windows-crashdump", "PAGEDU64", 8, file_crashdump_parse, NULL},
+     "with makedumpfile -R)", NULL},
+    {"windows-crashdump", "PAGEDUMP", 8, file_crashdump_parse, NULL, NULL},
+    {"windows-crashdump", "PAGEDU64", 8, file_crashdump_parse, NULL, NULL},
 };
 
-static const file_format_t raw_format = {"raw", "", 0, file_raw_parse, NULL};
+static const file_format_t raw_format = {"raw", "", 0, file_raw_parse, NULL,
+                                         NULL};
 
 static const file_format_t *file_detect(const uint8_t *data, size_t size)
 {
     for (size_t i = 0; i < TV_ARRAY_LEN(formats); i++) {
         const file_format_t *fmt = &formats[i];
         if (size >= fmt->magic_len &&
-            memcmp(data, fmt->magic, fmt->magic_len) == 0)
+            memcmp(data, fmt->magic, fmt->magic_len) == 0 &&
+            (!fmt->probe || fmt->probe(data, size)))
             return fmt;
     }
     return &raw_format;

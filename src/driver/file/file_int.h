@@ -1,6 +1,6 @@
 /*
  * Internals of the file driver, shared by file.c (open, map, detect), raw.c,
- * elf.c, elf_note.c, elf_x86.c, lime.c and crashdump.c.
+ * elf.c, elf_note.c, elf_x86.c, lime.c, crashdump.c and xencore.c.
  */
 #ifndef TV_DRIVER_FILE_INT_H
 #define TV_DRIVER_FILE_INT_H
@@ -68,6 +68,10 @@ int file_raw_parse(tv_file_t *f);
 int file_elf_parse(tv_file_t *f);
 int file_lime_parse(tv_file_t *f);
 int file_crashdump_parse(tv_file_t *f);
+/* Xen's xl dump-core (xencore.c): an ELF64 core with sections and no
+ * program headers; probe says whether the first bytes look like one. */
+bool file_xencore_probe(const uint8_t *data, size_t size);
+int file_xencore_parse(tv_file_t *f);
 void file_crashdump_free(struct tv_crashdump *cd);
 
 /* The file driver's context behind d, or NULL for another driver. */
@@ -79,6 +83,8 @@ enum file_conv {
     FILE_CONV_RAW,     /* the value as stored */
     FILE_CONV_ARBYTES, /* descriptor flags (bits 8..23) -> Xen/LibVMI
                           12-bit access rights */
+    FILE_CONV_XEN_CR3, /* a PV vCPU's folded CR3 -> the address of its
+                          root table (x86_64: xen_cr3_to_pfn(v) << 12) */
 };
 
 /* One register in a note descriptor. */
@@ -115,6 +121,14 @@ typedef struct file_elf_machine {
 
 extern const file_elf_machine_t file_elf_x86_64;
 extern const file_elf_machine_t file_elf_i386;
+
+/* Xen's vcpu_guest_context_x86_64_t, as .xen_prstatus holds it (elf_x86.c):
+ * its size and where ctrlreg[] starts. */
+#define XEN_CTX_SIZE 5168u
+#define XEN_CTX_CTRLREG 4984u
+/* Its registers, one "kind" each: PV (CR3 folded) and HVM (CR3 as is). */
+extern const file_elf_machine_t file_xen_x86_64_pv;
+extern const file_elf_machine_t file_xen_x86_64_hvm;
 
 /* The machine's description (e_machine), or NULL when unknown. */
 const file_elf_machine_t *file_elf_machine(uint16_t machine);

@@ -815,6 +815,9 @@ static void name_of(tv_xen_t *x)
  * the failures they report come back as statuses with our own reasons. */
 static void xen_vlog(xentoollog_logger *lg, xentoollog_level level,
                      int errnoval, const char *context, const char *format,
+                     va_list al) __attribute__((format(printf, 5, 0)));
+static void xen_vlog(xentoollog_logger *lg, xentoollog_level level,
+                     int errnoval, const char *context, const char *format,
                      va_list al)
 {
     tv_xen_t *x = (tv_xen_t *)lg;
