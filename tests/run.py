@@ -6,7 +6,9 @@ timeout.  Suites:
   core      the core is freestanding (make check-core)
   cli       tests/cli/*.py: the tinyvmi command on generated inputs
   lab       tests/lab/*.py: real Linux guests under QEMU (tests/guests)
-  xen       tests/xen/*.py: Xen 4.17 with PV/PVH guests under QEMU (on demand)
+  xen       tests/xen/test_xen.py: Xen 4.17 with PV/PVH guests under QEMU
+  xen-events  tests/xen/test_xen_events.py: vm_event in the Xen lab (on
+            demand, not in make test)
   fuzz-regress  each fuzz target on its corpus plus 20,000 seeded inputs
   fuzz      each fuzz target for a minute (make fuzz only)
 Ends with the line "N passed, N failed" (", N skipped" when some skip).
@@ -70,15 +72,18 @@ SUITES = {
     "core": lambda: [("core/check-core", ["make", "-s", "check-core"], 300)],
     "cli": lambda: py_tests("tests/cli/test_*.py", "cli", 300),
     "lab": lambda: py_tests("tests/lab/test_*.py", "lab", 1800),
-    # Xen under QEMU (tests/guests/xenlab.py): on demand, not in make test
-    # until it is reliable (issue 7).
-    "xen": lambda: py_tests("tests/xen/test_*.py", "xen", 1800),
+    # Xen under QEMU (tests/guests/xenlab.py): one lab run serves a file's
+    # tests; the first test of a file boots it (5-18 minutes).
+    "xen": lambda: py_tests("tests/xen/test_xen.py", "xen", 2100),
+    # vm_event in the Xen lab: on demand (a third guest boots under the
+    # event probe; 15-25 minutes, and not yet passing whole: issue 7)
+    "xen-events": lambda: py_tests("tests/xen/test_xen_events.py", "xen", 2100),
     # make test: the corpus and a fixed number of seeded runs (repeatable);
     # make fuzz: a longer, open-ended search.
     "fuzz-regress": lambda: fuzz_tests(["-seed=1", "-runs=20000"], False),
     "fuzz": lambda: fuzz_tests(["-max_total_time=60"], True),
 }
-DEFAULT = ["unit", "unit-san", "core", "fuzz-regress", "cli", "lab"]
+DEFAULT = ["unit", "unit-san", "core", "fuzz-regress", "cli", "lab", "xen"]
 
 
 def run_one(test):
@@ -170,10 +175,11 @@ def main():
         tests += SUITES[s]()
     if args.k:
         tests = [t for t in tests if args.k in t[0]]
-    # Lab tests share the machine's two cores with QEMU: run them one at a
-    # time, after the rest.
-    quick = [t for t in tests if not t[0].startswith("lab/")]
-    lab = [t for t in tests if t[0].startswith("lab/")]
+    # Lab and Xen tests share the machine's two cores with QEMU: run them
+    # one at a time, after the rest.
+    guests = ("lab/", "xen/")
+    quick = [t for t in tests if not t[0].startswith(guests)]
+    lab = [t for t in tests if t[0].startswith(guests)]
     passed = failed = skipped = 0
     if "lab" in suites and not args.k:
         # A whole run: the guests first, so that unit and CLI tests that

@@ -110,7 +110,14 @@ waitready() {
 		grep -q '===TVLAB-ERROR' "$log" 2>/dev/null && fail "$1 guest init failed"
 		if [ $((n % 8)) -eq 0 ]; then
 			mark "WAITING $1 ${t}s"
-			state=$(timeout 60 xl list "$1" < /dev/null 2>/dev/null | awk 'NR == 2 { print $5 }')
+			# up to 3 tries: under TCG a dom0 process now and then aborts
+			# at start ("Aborted", a loader assertion), xl list included
+			state=
+			for try in 1 2 3; do
+				state=$(timeout 60 xl list "$1" < /dev/null 2>/dev/null |
+					awk 'NR == 2 { print $5 }')
+				[ -n "$state" ] && break
+			done
 			[ -n "$state" ] || fail "$1 domain is gone"
 			case $state in *c*) return 1 ;; esac
 		fi
