@@ -16,6 +16,19 @@
  *     address that maps it.  Execute-access memory events, register
  *     events and the response flags that emulate instructions are refused
  *     with TINYVMI_ENOTSUP and a reason (tinyvmi_last_error).
+ *   - Xen (vm_event, PVH and HVM guests): VMI_EVENT_REGISTER on writes to
+ *     CR0, CR3, CR4, XCR0, to MSR_ALL (the MSRs LibVMI watches for it;
+ *     reg_event.msr says which was written) and to the named MSR_*
+ *     registers (MSR_EFER, MSR_LSTAR...), with reg_event.value/previous;
+ *     VMI_EVENT_CPUID (Xen has already computed the results into the
+ *     registers but not moved RIP: the callback adds insn_length to
+ *     x86_regs->rip and answers VMI_EVENT_RESPONSE_SET_REGISTERS, as with
+ *     LibVMI), VMI_EVENT_GUEST_REQUEST, VMI_EVENT_DEBUG_EXCEPTION,
+ *     VMI_EVENT_INTERRUPT (INT3), VMI_EVENT_SINGLESTEP and VMI_EVENT_MEMORY
+ *     on a gfn.  Each callback gets the vCPU's registers as Xen sent them.
+ *     What the host cannot deliver (Xen's monitor capabilities, or
+ *     mem_access for memory events) is refused at registration with a
+ *     reason naming the missing capability.
  *   - Dumps: no events.
  */
 #ifndef LIBVMI_EVENTS_H

@@ -1,9 +1,9 @@
 /*
- * LibVMI's event API over a driver's debug-event group (tv_event_ops_t).
+ * LibVMI's event API over a driver's event group (tv_event_ops_t).
  * Freestanding core code: the registry lives in the instance and grows
  * through the allocator hook.
  *
- * What maps to what:
+ * What maps to what, for a debugger (QEMU's gdbstub):
  *   INT3 interrupt event  <- hits of breakpoints planted with
  *                            tinyvmi_set_breakpoint (the guest never sees
  *                            them; it goes on past the instruction)
@@ -11,7 +11,11 @@
  *   memory event on a gfn <- watchpoints on every kernel virtual address
  *                            that maps the page (found by a bounded reverse
  *                            walk of the kernel's page tables)
- * Everything else is refused with a reason, never ignored.
+ * and for a hypervisor's monitor (Xen's vm_event): every event type is the
+ * monitor's own (register writes, CPUID, guest requests, debug exceptions,
+ * INT3, single steps, memory access on gfns), each stop carrying the
+ * vCPU's registers.  Everything else is refused with a reason, never
+ * ignored.
  */
 #include <libvmi/events.h>
 
@@ -21,6 +25,33 @@
 
 #define EV_MAX_ALIASES 16
 #define EV_PAGE 4096u
+#define EV_MAX_MSRS 8
+
+/* LibVMI's names of control registers, in the monitor's slot order. */
+static const reg_t ev_crs[4] = {CR0, CR3, CR4, XCR0};
+
+/* MSRs by LibVMI's register names: MSR_ALL watches all of them and the
+ * ones LibVMI watches for it; one name watches one. */
+static const struct {
+    reg_t reg;      /* 0: only part of MSR_ALL */
+    uint32_t index;
+} ev_msrs[] = {
+    {MSR_EFER, 0xc0000080},       {MSR_STAR, 0xc0000081},
+    {MSR_LSTAR, 0xc0000082},      {MSR_CSTAR, 0xc0000083},
+    {MSR_SYSCALL_MASK, 0xc0000084}, {MSR_SHADOW_GS_BASE, 0xc0000102},
+    {MSR_TSC_AUX, 0xc0000103},
+    {0, 0x250}, {0, 0x258}, {0, 0x259}, {0, 0x268}, {0, 0x269},
+    {0, 0x26a}, {0, 0x26b}, {0, 0x26c}, {0, 0x26d}, {0, 0x26e},
+    {0, 0x26f}, {0, 0x2ff},                       /* MTRRs */
+    {0, 0x400}, {0, 0x401}, {0, 0x402}, {0, 0x403}, {0, 0x404},
+    {0, 0x280},                                   /* machine check */
+    {0, 0x8b}, {0, 0xc0000104}, {0, 0x0}, {0, 0x1}, {0, 0x10},
+    {0, 0x17}, {0, 0x2a}, {0, 0x2c}, {0, 0x3a},
+    {0, 0x174}, {0, 0x175}, {0, 0x176},           /* SYSENTER */
+    {0, 0x1a0},
+    /* not LibVMI's MSR_HYPERVISOR (0x40000000): Xen 4.17 on AMD hits a BUG()
+     * when asked to intercept it (outside SVM's MSR permission map) */
+};
 
 typedef struct ev_bp {
     uint64_t va;
@@ -33,6 +64,7 @@ typedef struct ev_watch {
     vmi_event_t *ev;
     uint64_t gfn;
     uint8_t access;
+    bool mon;      /* the monitor watches the gfn itself (no aliases) */
     size_t nva;
     uint64_t va[EV_MAX_ALIASES];
     uint8_t *snap; /* the page as last seen, to locate writes */
@@ -54,6 +86,15 @@ typedef struct tv_events {
     uint64_t step_left;
     x86_registers_t regs;
     bool dispatching;
+    bool replied;            /* reply holds the callback's answer */
+    /* monitor events */
+    vmi_event_t *cr[4];      /* CR0, CR3, CR4, XCR0 */
+    vmi_event_t *msr_all;
+    struct { vmi_event_t *ev; uint32_t index; } msr[EV_MAX_MSRS];
+    size_t nmsr;
+    vmi_event_t *cpuid, *guest_req, *debug;
+    bool int3_mon;           /* the monitor reports the guest's INT3s */
+    tv_reply_t reply;        /* for the stop being delivered */
 } tv_events_t;
 
 static status_t st(int rc)
@@ -92,10 +133,33 @@ static int grow(struct vmi_instance *vmi, void **arr, size_t *cap, size_t n,
     return TINYVMI_OK;
 }
 
+static int unsupported(struct vmi_instance *vmi, const char *what)
+{
+    return tv_fail(vmi, TINYVMI_ENOTSUP, "%s: not delivered by %s targets "
+                   "(not supported by the %s driver)", what, vmi->drv.name,
+                   vmi->drv.name);
+}
+
+static int mon(struct vmi_instance *vmi, int kind, uint64_t arg, bool on)
+{
+    const tv_event_ops_t *ops = vmi->drv.ev;
+    if (!ops->monitor)
+        return unsupported(vmi, "hypervisor monitor events");
+    tv_monitor_t m = {.kind = kind, .arg = arg};
+    return ops->monitor(vmi->drv.ctx, &m, on);
+}
+
 static int set_step(struct vmi_instance *vmi, uint64_t mask)
 {
     tv_events_t *e = vmi->events;
-    int rc = vmi->drv.ev->step(vmi->drv.ctx, mask);
+    const tv_event_ops_t *ops = vmi->drv.ev;
+    int rc;
+    if (ops->step)
+        rc = ops->step(vmi->drv.ctx, mask);
+    else if (ops->monitor)
+        rc = mon(vmi, TV_MON_STEP, mask, mask != 0 || e->ss != NULL);
+    else
+        rc = unsupported(vmi, "single-stepping");
     if (!rc)
         e->step_mask = mask;
     return rc;
@@ -138,6 +202,8 @@ static int kernel_aliases(struct vmi_instance *vmi, uint64_t pa,
 static int add_bp(struct vmi_instance *vmi, const ev_bp_t *bp)
 {
     tv_events_t *e = vmi->events;
+    if (!vmi->drv.ev->breakpoint)
+        return unsupported(vmi, "breakpoints planted by TinyVMI");
     for (size_t i = 0; i < e->nbp; i++)
         if (e->bp[i].va == bp->va)
             return tv_fail(vmi, TINYVMI_EINVAL, "a breakpoint at 0x%llx "
@@ -222,6 +288,12 @@ TV_API status_t tinyvmi_clear_breakpoint_pa(vmi_instance_t vmi, addr_t pa)
 
 static void watch_off(struct vmi_instance *vmi, ev_watch_t *w)
 {
+    if (w->mon) {
+        tv_monitor_t m = {.kind = TV_MON_MEM, .arg = w->gfn,
+                          .access = w->access};
+        vmi->drv.ev->monitor(vmi->drv.ctx, &m, false);
+        w->mon = false;
+    }
     for (size_t i = 0; i < w->nva; i++)
         vmi->drv.ev->watchpoint(vmi->drv.ctx, w->va[i], EV_PAGE, w->access,
                                 false);
@@ -229,6 +301,33 @@ static void watch_off(struct vmi_instance *vmi, ev_watch_t *w)
         tv_free(vmi, w->snap, EV_PAGE);
     w->snap = NULL;
     w->nva = 0;
+}
+
+/* The monitor watches the page itself (Xen: the gfn's access rights). */
+static int register_mem_mon(struct vmi_instance *vmi, vmi_event_t *ev)
+{
+    tv_events_t *e = vmi->events;
+    mem_access_event_t *m = &ev->mem_event;
+    uint8_t acc = m->in_access;
+    if (!vmi->drv.ev->monitor)
+        return unsupported(vmi, "memory events");
+    if (!acc || acc & ~(uint8_t)VMI_MEMACCESS_RWX)
+        return tv_fail(vmi, TINYVMI_ENOTSUP, "memory access 0x%x: %s "
+                       "watches reads, writes and execution of a page",
+                       (unsigned)acc, vmi->drv.name);
+    for (size_t i = 0; i < e->nw; i++)
+        if (e->w[i].gfn == m->gfn)
+            return tv_fail(vmi, TINYVMI_EINVAL, "a memory event on gfn "
+                           "0x%llx exists", (unsigned long long)m->gfn);
+    int rc = grow(vmi, (void **)&e->w, &e->capw, e->nw, sizeof *e->w);
+    tv_monitor_t mm = {.kind = TV_MON_MEM, .arg = m->gfn, .access = acc};
+    if (!rc)
+        rc = vmi->drv.ev->monitor(vmi->drv.ctx, &mm, true);
+    if (rc)
+        return rc;
+    e->w[e->nw++] = (ev_watch_t){.ev = ev, .gfn = m->gfn, .access = acc,
+                                 .mon = true};
+    return TINYVMI_OK;
 }
 
 static int register_mem(struct vmi_instance *vmi, vmi_event_t *ev)
@@ -240,6 +339,8 @@ static int register_mem(struct vmi_instance *vmi, vmi_event_t *ev)
         return tv_fail(vmi, TINYVMI_ENOTSUP, "generic memory events (every "
                        "page) need the hypervisor's second-level page tables; "
                        "%s watches given pages", vmi->drv.name);
+    if (!vmi->drv.ev->watchpoint)
+        return register_mem_mon(vmi, ev);
     if (acc & ~(VMI_MEMACCESS_RW) || !acc)
         return tv_fail(vmi, TINYVMI_ENOTSUP, "memory access 0x%x: %s watches "
                        "reads and writes (execution: use a breakpoint)",
@@ -327,6 +428,135 @@ TV_API uint32_t vmi_events_version(void)
     return VMI_EVENTS_VERSION;
 }
 
+/* ---- Monitor events: registers, CPUID, guest requests, #DB -------------------- */
+
+static int cr_slot(reg_t reg)
+{
+    for (int i = 0; i < 4; i++)
+        if (ev_crs[i] == reg)
+            return i;
+    return -1;
+}
+
+static vmi_event_t *named_msr(const tv_events_t *e, uint32_t index)
+{
+    for (size_t i = 0; i < e->nmsr; i++)
+        if (e->msr[i].index == index)
+            return e->msr[i].ev;
+    return NULL;
+}
+
+/* MSR_ALL: every MSR of the table the host lets us watch (LibVMI also
+ * goes on past the ones it refuses); at least one must take, else the
+ * first refusal is the answer. */
+static int msr_all_on(struct vmi_instance *vmi, bool on)
+{
+    tv_events_t *e = vmi->events;
+    size_t ok = 0;
+    int rc = TINYVMI_OK;
+    for (size_t i = 0; i < TV_ARRAY_LEN(ev_msrs); i++) {
+        if (!on && named_msr(e, ev_msrs[i].index))
+            continue; /* still watched for its own event */
+        int r = mon(vmi, TV_MON_MSR, ev_msrs[i].index, on);
+        if (!r)
+            ok++;
+        else if (!rc)
+            rc = r;
+    }
+    if (on && !ok)
+        return rc;
+    if (on && rc)
+        tv_log(vmi, 2, "MSR_ALL: %zu of %zu MSRs watched", ok,
+               TV_ARRAY_LEN(ev_msrs));
+    return TINYVMI_OK;
+}
+
+static int register_reg(struct vmi_instance *vmi, vmi_event_t *ev)
+{
+    tv_events_t *e = vmi->events;
+    reg_event_t *r = &ev->reg_event;
+    if (!vmi->drv.ev->monitor)
+        return unsupported(vmi, "register events");
+    if (r->in_access != VMI_REGACCESS_W)
+        return tv_fail(vmi, TINYVMI_ENOTSUP, "register events: %s delivers "
+                       "writes (VMI_REGACCESS_W), not access 0x%x",
+                       vmi->drv.name, (unsigned)r->in_access);
+    int slot = cr_slot(r->reg);
+    if (slot >= 0) {
+        if (e->cr[slot])
+            return tv_fail(vmi, TINYVMI_EINVAL, "an event on register %u "
+                           "is registered", (unsigned)r->reg);
+        tv_monitor_t m = {.kind = TV_MON_CR, .arg = r->reg,
+                          .onchange = r->onchange, .async = r->async};
+        int rc = vmi->drv.ev->monitor(vmi->drv.ctx, &m, true);
+        if (!rc)
+            e->cr[slot] = ev;
+        return rc;
+    }
+    if (r->reg == MSR_ALL) {
+        if (e->msr_all)
+            return tv_fail(vmi, TINYVMI_EINVAL, "an MSR_ALL event is "
+                           "registered");
+        int rc = msr_all_on(vmi, true);
+        if (!rc)
+            e->msr_all = ev;
+        return rc;
+    }
+    for (size_t i = 0; i < TV_ARRAY_LEN(ev_msrs); i++) {
+        if (!ev_msrs[i].reg || ev_msrs[i].reg != r->reg)
+            continue;
+        uint32_t index = ev_msrs[i].index;
+        if (named_msr(e, index) || e->nmsr == EV_MAX_MSRS)
+            return tv_fail(vmi, TINYVMI_EINVAL, "an event on MSR 0x%x is "
+                           "registered", index);
+        int rc = mon(vmi, TV_MON_MSR, index, true);
+        if (!rc) {
+            e->msr[e->nmsr].ev = ev;
+            e->msr[e->nmsr++].index = index;
+        }
+        return rc;
+    }
+    return tv_fail(vmi, TINYVMI_ENOTSUP, "register events on register %u: "
+                   "%s delivers CR0, CR3, CR4, XCR0, MSR_ALL and the named "
+                   "MSR_* registers", (unsigned)r->reg, vmi->drv.name);
+}
+
+static int clear_reg(struct vmi_instance *vmi, vmi_event_t *ev)
+{
+    tv_events_t *e = vmi->events;
+    for (int i = 0; i < 4; i++)
+        if (e->cr[i] == ev) {
+            e->cr[i] = NULL;
+            return mon(vmi, TV_MON_CR, ev_crs[i], false);
+        }
+    if (e->msr_all == ev) {
+        e->msr_all = NULL;
+        return msr_all_on(vmi, false);
+    }
+    for (size_t i = 0; i < e->nmsr; i++) {
+        if (e->msr[i].ev != ev)
+            continue;
+        uint32_t index = e->msr[i].index;
+        e->msr[i] = e->msr[--e->nmsr];
+        return e->msr_all ? TINYVMI_OK : mon(vmi, TV_MON_MSR, index, false);
+    }
+    return TINYVMI_ENOENT;
+}
+
+/* One event per type: CPUID, guest requests, debug exceptions. */
+static int register_one(struct vmi_instance *vmi, vmi_event_t **slot,
+                        vmi_event_t *ev, int kind, const char *what)
+{
+    if (!vmi->drv.ev->monitor)
+        return unsupported(vmi, what);
+    if (*slot)
+        return tv_fail(vmi, TINYVMI_EINVAL, "a %s event is registered", what);
+    int rc = mon(vmi, kind, 0, true);
+    if (!rc)
+        *slot = ev;
+    return rc;
+}
+
 static int do_register(struct vmi_instance *vmi, vmi_event_t *ev)
 {
     int rc = need_events(vmi);
@@ -345,6 +575,13 @@ static int do_register(struct vmi_instance *vmi, vmi_event_t *ev)
                            "events only", vmi->drv.name);
         if (e->int3)
             return tv_fail(vmi, TINYVMI_EINVAL, "an INT3 event is registered");
+        if (!vmi->drv.ev->breakpoint) {
+            if ((rc = mon(vmi, TV_MON_INT3, 0, true)))
+                return rc;
+            e->int3_mon = true;
+            e->int3 = ev;
+            return TINYVMI_OK;
+        }
         e->int3 = ev;
         arm_int3(vmi); /* without it, tinyvmi_set_breakpoint still works */
         return TINYVMI_OK;
@@ -352,13 +589,32 @@ static int do_register(struct vmi_instance *vmi, vmi_event_t *ev)
         if (e->ss)
             return tv_fail(vmi, TINYVMI_EINVAL, "a single-step event is "
                            "registered");
-        if (ev->ss_event.enable &&
-            (rc = set_step(vmi, e->step_mask | ev->ss_event.vcpus)))
+        if (!vmi->drv.ev->step) {
+            /* a monitor is asked at registration, stepping or not, so a
+             * host without single steps says so now */
+            uint64_t mask = e->step_mask |
+                            (ev->ss_event.enable ? ev->ss_event.vcpus : 0);
+            if ((rc = mon(vmi, TV_MON_STEP, mask, true)))
+                return rc;
+            e->step_mask = mask;
+        } else if (ev->ss_event.enable &&
+                   (rc = set_step(vmi, e->step_mask | ev->ss_event.vcpus))) {
             return rc;
+        }
         e->ss = ev;
         return TINYVMI_OK;
     case VMI_EVENT_MEMORY:
         return register_mem(vmi, ev);
+    case VMI_EVENT_REGISTER:
+        return register_reg(vmi, ev);
+    case VMI_EVENT_CPUID:
+        return register_one(vmi, &e->cpuid, ev, TV_MON_CPUID, "CPUID");
+    case VMI_EVENT_GUEST_REQUEST:
+        return register_one(vmi, &e->guest_req, ev, TV_MON_GUEST_REQUEST,
+                            "guest request");
+    case VMI_EVENT_DEBUG_EXCEPTION:
+        return register_one(vmi, &e->debug, ev, TV_MON_DEBUG,
+                            "debug exception");
     default:
         return tv_fail(vmi, TINYVMI_ENOTSUP, "event type %u is not delivered "
                        "by %s targets", (unsigned)ev->type, vmi->drv.name);
@@ -378,9 +634,26 @@ static int do_clear(struct vmi_instance *vmi, vmi_event_t *ev)
     if (!e)
         return tv_fail(vmi, TINYVMI_ENOENT, "no events registered");
     if (ev == e->int3) {
-        disarm_int3(vmi);
         e->int3 = NULL;
+        if (e->int3_mon) {
+            e->int3_mon = false;
+            return mon(vmi, TV_MON_INT3, 0, false);
+        }
+        disarm_int3(vmi);
         return TINYVMI_OK;
+    }
+    if (ev == e->cpuid || ev == e->guest_req || ev == e->debug) {
+        vmi_event_t **slot = ev == e->cpuid ? &e->cpuid
+                           : ev == e->guest_req ? &e->guest_req : &e->debug;
+        int kind = ev == e->cpuid ? TV_MON_CPUID
+                 : ev == e->guest_req ? TV_MON_GUEST_REQUEST : TV_MON_DEBUG;
+        *slot = NULL;
+        return mon(vmi, kind, 0, false);
+    }
+    if (ev->type == VMI_EVENT_REGISTER) {
+        int rc = clear_reg(vmi, ev);
+        if (rc != TINYVMI_ENOENT)
+            return rc;
     }
     if (ev == e->ss) {
         e->ss = NULL;
@@ -423,8 +696,17 @@ TV_API status_t vmi_swap_events(vmi_instance_t vmi, vmi_event_t *swap_from,
 
 TV_API vmi_event_t *vmi_get_reg_event(vmi_instance_t vmi, reg_t reg)
 {
-    (void)vmi;
-    (void)reg;
+    if (!vmi || !vmi->events)
+        return NULL;
+    tv_events_t *e = vmi->events;
+    int slot = cr_slot(reg);
+    if (slot >= 0)
+        return e->cr[slot];
+    if (reg == MSR_ALL)
+        return e->msr_all;
+    for (size_t i = 0; i < TV_ARRAY_LEN(ev_msrs); i++)
+        if (ev_msrs[i].reg && ev_msrs[i].reg == reg)
+            return named_msr(e, ev_msrs[i].index);
     return NULL;
 }
 
@@ -522,11 +804,19 @@ static void fill_where(struct vmi_instance *vmi, uint64_t va, addr_t *gfn,
     }
 }
 
-/* Applies what the callback asked for. */
+/* Applies what the callback asked for: a monitor takes the answer with
+ * the stop (tv_event_ops_t.reply), a debugger's stop is answered here. */
 static void respond(struct vmi_instance *vmi, vmi_event_t *ev,
                     event_response_t rsp, unsigned vcpu)
 {
     tv_events_t *e = vmi->events;
+    if (vmi->drv.ev->reply) {
+        e->reply.rsp = rsp;
+        e->reply.regs = rsp & VMI_EVENT_RESPONSE_SET_REGISTERS ? ev->x86_regs
+                                                               : NULL;
+        e->replied = true;
+        return;
+    }
     if (rsp & VMI_EVENT_RESPONSE_TOGGLE_SINGLESTEP)
         set_step(vmi, e->step_mask ^ (1ULL << vcpu));
     if (rsp & VMI_EVENT_RESPONSE_SET_REGISTERS && ev->x86_regs) {
@@ -685,12 +975,103 @@ static void deliver_watch(struct vmi_instance *vmi, const tv_stop_t *s)
     }
 }
 
+/* ---- Delivery of monitor stops -------------------------------------------------- */
+
+static void deliver_reg(struct vmi_instance *vmi, const tv_stop_t *s)
+{
+    tv_events_t *e = vmi->events;
+    vmi_event_t *ev;
+    if (s->reg == MSR_ALL) {
+        ev = named_msr(e, s->msr);
+        if (!ev)
+            ev = e->msr_all;
+    } else {
+        int slot = cr_slot(s->reg);
+        ev = slot >= 0 ? e->cr[slot] : NULL;
+    }
+    if (!ev)
+        return;
+    reg_event_t *r = &ev->reg_event;
+    r->value = s->value;
+    r->previous = s->previous;
+    r->out_access = VMI_REGACCESS_W;
+    if (s->reg == MSR_ALL)
+        r->msr = s->msr;
+    call(vmi, ev, s->vcpu);
+}
+
+static void deliver_cpuid(struct vmi_instance *vmi, const tv_stop_t *s)
+{
+    vmi_event_t *ev = vmi->events->cpuid;
+    if (!ev)
+        return;
+    ev->cpuid_event.insn_length = s->insn_length;
+    ev->cpuid_event.leaf = s->leaf;
+    ev->cpuid_event.subleaf = s->subleaf;
+    call(vmi, ev, s->vcpu);
+}
+
+/* INT3 and debug exceptions: the callback's reinject says whether the
+ * guest gets the trap after all. */
+static void deliver_trap(struct vmi_instance *vmi, const tv_stop_t *s)
+{
+    tv_events_t *e = vmi->events;
+    if (s->kind == TV_STOP_INT3 && e->int3 && e->int3_mon) {
+        interrupt_event_t *ie = &e->int3->interrupt_event;
+        ie->gla = s->addr;
+        ie->gfn = s->gfn;
+        ie->offset = s->addr & 0xfff;
+        ie->insn_length = s->insn_length;
+        call(vmi, e->int3, s->vcpu);
+        e->reply.reinject = ie->reinject > 0;
+        e->replied = true;
+    } else if (s->kind == TV_STOP_DEBUG && e->debug) {
+        debug_event_t *d = &e->debug->debug_event;
+        d->gla = s->addr;
+        d->gfn = s->gfn;
+        d->offset = s->addr & 0xfff;
+        d->insn_length = s->insn_length;
+        d->type = s->type;
+        call(vmi, e->debug, s->vcpu);
+        e->reply.reinject = d->reinject > 0;
+        e->replied = true;
+    } else if (s->kind == TV_STOP_INT3) {
+        /* nobody asked: the guest's own INT3 goes to the guest */
+        e->reply.reinject = true;
+        e->replied = true;
+    }
+}
+
+static void deliver_mem(struct vmi_instance *vmi, const tv_stop_t *s)
+{
+    tv_events_t *e = vmi->events;
+    for (size_t i = 0; i < e->nw; i++) {
+        ev_watch_t *w = &e->w[i];
+        if (!w->mon || w->gfn != s->gfn)
+            continue;
+        mem_access_event_t *m = &w->ev->mem_event;
+        m->out_access = s->access;
+        m->offset = s->offset;
+        m->gla = s->gla_valid ? s->addr : 0;
+        m->gla_valid = s->gla_valid;
+        m->gptw = 0;
+        call(vmi, w->ev, s->vcpu);
+        return;
+    }
+}
+
 static int deliver(struct vmi_instance *vmi, const tv_stop_t *s)
 {
     tv_events_t *e = vmi->events;
-    int rc = tv_vcpu_x86_regs(vmi, s->vcpu, &e->regs, false);
+    int rc = TINYVMI_OK;
+    if (s->have_regs)
+        e->regs = s->regs;
+    else
+        rc = tv_vcpu_x86_regs(vmi, s->vcpu, &e->regs, false);
     if (rc)
         return rc;
+    e->replied = false;
+    e->reply = (tv_reply_t){0, NULL, false};
     e->dispatching = true;
     if (s->kind == TV_STOP_BREAK && s->addr == e->int3_handler && e->int3)
         deliver_guest_int3(vmi, s);
@@ -700,6 +1081,16 @@ static int deliver(struct vmi_instance *vmi, const tv_stop_t *s)
         deliver_step(vmi, s);
     else if (s->kind == TV_STOP_WATCH)
         deliver_watch(vmi, s);
+    else if (s->kind == TV_STOP_REG)
+        deliver_reg(vmi, s);
+    else if (s->kind == TV_STOP_CPUID)
+        deliver_cpuid(vmi, s);
+    else if (s->kind == TV_STOP_GUEST_REQUEST && e->guest_req)
+        call(vmi, e->guest_req, s->vcpu);
+    else if (s->kind == TV_STOP_INT3 || s->kind == TV_STOP_DEBUG)
+        deliver_trap(vmi, s);
+    else if (s->kind == TV_STOP_MEM)
+        deliver_mem(vmi, s);
     e->dispatching = false;
     return TINYVMI_OK;
 }
@@ -721,6 +1112,8 @@ TV_API status_t vmi_events_listen(vmi_instance_t vmi, uint32_t timeout)
             return VMI_SUCCESS;
         if (!rc)
             rc = deliver(vmi, &s);
+        if (!rc && ops->reply && vmi->events->replied)
+            rc = ops->reply(vmi->drv.ctx, &vmi->events->reply);
         int rc2 = ops->release(vmi->drv.ctx);
         if (rc || rc2)
             return st(rc ? rc : rc2);

@@ -77,17 +77,67 @@ enum tv_stop_kind {
     TV_STOP_OTHER = 0, /* nothing registered caused it (e.g. our own stop) */
     TV_STOP_BREAK,     /* a code breakpoint at addr */
     TV_STOP_WATCH,     /* a watchpoint; addr is the watched address */
-    TV_STOP_STEP,      /* a single step finished */
+    TV_STOP_STEP,      /* a single step finished; addr: the next instruction */
+    /* Stops of a hypervisor's monitor (tv_event_ops_t.monitor): */
+    TV_STOP_REG,       /* a register write: reg, value, previous (and msr) */
+    TV_STOP_CPUID,     /* CPUID at addr: leaf, subleaf, insn_length */
+    TV_STOP_GUEST_REQUEST, /* the guest asked for the monitor's attention */
+    TV_STOP_DEBUG,     /* a debug exception at addr: insn_length, type */
+    TV_STOP_INT3,      /* the guest executed INT3 at addr: insn_length */
+    TV_STOP_MEM,       /* an access to gfn at offset (addr: the virtual
+                          address when gla_valid), access: VMI_MEMACCESS_* */
 };
 
 typedef struct tv_stop {
     int kind;         /* enum tv_stop_kind */
     unsigned vcpu;
     uint64_t addr;
-    uint8_t access;   /* TV_STOP_WATCH: VMI_MEMACCESS_R, _W or _RW */
+    uint8_t access;   /* TV_STOP_WATCH, TV_STOP_MEM: VMI_MEMACCESS_R, _W... */
+    /* Monitor stops: */
+    bool have_regs;   /* regs is the vCPU at the stop (no reads needed) */
+    bool gla_valid;   /* TV_STOP_MEM: addr holds the virtual address */
+    uint8_t type;     /* TV_STOP_DEBUG: the trap type (x86 event type) */
+    uint32_t reg;     /* TV_STOP_REG: CR0, CR3, CR4, XCR0, or MSR_ALL for
+                         any MSR (msr says which) */
+    uint32_t msr;
+    uint32_t insn_length;
+    uint32_t leaf, subleaf;
+    uint64_t value, previous; /* TV_STOP_REG: the new and the old value */
+    uint64_t gfn, offset;
+    x86_registers_t regs;
 } tv_stop_t;
 
-/* Debug events: optional (live targets with a debugger link).  Addresses
+/* What a hypervisor's monitor watches (tv_event_ops_t.monitor). */
+enum tv_monitor_kind {
+    TV_MON_CR,            /* writes to arg: CR0, CR3, CR4 or XCR0 */
+    TV_MON_MSR,           /* writes to the MSR whose index is arg */
+    TV_MON_CPUID,
+    TV_MON_GUEST_REQUEST,
+    TV_MON_DEBUG,         /* debug exceptions (#DB: DR breakpoints...) */
+    TV_MON_INT3,          /* the guest's INT3 instructions */
+    TV_MON_STEP,          /* single steps of the vCPUs in arg (bit i) */
+    TV_MON_MEM,           /* accesses (access) to the page arg (a gfn) */
+};
+
+typedef struct tv_monitor {
+    int kind;             /* enum tv_monitor_kind */
+    uint64_t arg;
+    uint8_t access;       /* TV_MON_MEM: VMI_MEMACCESS_* that stop */
+    bool onchange;        /* TV_MON_CR, _MSR: only writes that change it */
+    bool async;           /* deliver without holding the vCPU */
+} tv_monitor_t;
+
+/* What the callbacks asked for a monitor stop (tv_event_ops_t.reply). */
+typedef struct tv_reply {
+    uint32_t rsp;                 /* VMI_EVENT_RESPONSE_* */
+    const x86_registers_t *regs;  /* VMI_EVENT_RESPONSE_SET_REGISTERS */
+    bool reinject;                /* TV_STOP_INT3, _DEBUG: the guest gets
+                                     the trap */
+} tv_reply_t;
+
+/* Events: optional (live targets).  Debuggers (QEMU's gdbstub) give
+ * breakpoint/watchpoint/step, hypervisors (Xen's vm_event) give monitor;
+ * an op a driver lacks is NULL and what needs it is refused.  Addresses
  * are virtual, in the address space the stopped vCPU runs in (kernel
  * addresses work from every vCPU). */
 typedef struct tv_event_ops {
@@ -99,12 +149,18 @@ typedef struct tv_event_ops {
     /* vCPUs (bit i: vCPU i) that single-step from the next run on. */
     int (*step)(void *ctx, uint64_t vcpus);
     /* Lets the guest run (unless paused) until something stops it or
-     * timeout_ms passes (TINYVMI_ETIMEDOUT).  After a stop the guest is
-     * held until release. */
+     * timeout_ms passes (TINYVMI_ETIMEDOUT).  After a stop the guest (or
+     * the stopped vCPU) is held until release. */
     int (*wait)(void *ctx, int timeout_ms, tv_stop_t *stop);
     int (*release)(void *ctx);
     /* Whether a stop is already waiting to be collected. */
     bool (*pending)(void *ctx);
+    /* Starts (on) or stops watching what m says; ENOTSUP with a reason
+     * naming the missing capability when the host cannot deliver it. */
+    int (*monitor)(void *ctx, const tv_monitor_t *m, bool on);
+    /* The answer to the stop being held, given before release (NULL: the
+     * core applies responses itself through the vCPU ops). */
+    int (*reply)(void *ctx, const tv_reply_t *r);
 } tv_event_ops_t;
 
 typedef struct tv_driver {

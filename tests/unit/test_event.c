@@ -167,7 +167,7 @@ static bool f_pending(void *ctx)
 }
 
 static const tv_event_ops_t f_ev = {f_bp, f_wp, f_step, f_wait, f_release,
-                                    f_pending};
+                                    f_pending, NULL, NULL};
 
 static struct vmi_instance *fake_vmi(fake_t *f)
 {
@@ -245,13 +245,15 @@ TU_TEST(event_breakpoint_reaches_int3_event_in_its_address_space_only)
     TU_ASSERT(f.nbp >= 1 && f.bp[f.nbp - 1] == KTEXT + 0x10);
     /* vCPU 1 hits it while another address space (CR3 0x9000) runs */
     f.regs[1][CR3] = 0x9000;
-    f.script[f.nscript++] = (tv_stop_t){TV_STOP_BREAK, 1, KTEXT + 0x10, 0};
+    f.script[f.nscript++] =
+        (tv_stop_t){.kind = TV_STOP_BREAK, .vcpu = 1, .addr = KTEXT + 0x10};
     TU_EQ_INT(vmi_events_listen(vmi, 10), VMI_SUCCESS);
     TU_EQ_INT(s.n, 0);
     TU_EQ_INT(f.releases, 1); /* the guest was let go all the same */
     /* now with the breakpoint's own page tables (PCID bits ignored) */
     f.regs[1][CR3] = PML4 | 0x5;
-    f.script[f.nscript++] = (tv_stop_t){TV_STOP_BREAK, 1, KTEXT + 0x10, 0};
+    f.script[f.nscript++] =
+        (tv_stop_t){.kind = TV_STOP_BREAK, .vcpu = 1, .addr = KTEXT + 0x10};
     TU_EQ_INT(vmi_events_listen(vmi, 10), VMI_SUCCESS);
     TU_EQ_INT(s.n, 1);
     TU_EQ_U64(s.vcpu, 1);
@@ -326,7 +328,7 @@ TU_TEST(event_step_countdown_and_toggle)
     bp.data = &s;
     TU_EQ_INT(vmi_register_event(vmi, &bp), VMI_SUCCESS);
     TU_EQ_INT(tinyvmi_set_breakpoint(vmi, KTEXT, 0), VMI_SUCCESS);
-    f.script[f.nscript++] = (tv_stop_t){TV_STOP_BREAK, 0, KTEXT, 0};
+    f.script[f.nscript++] = (tv_stop_t){.kind = TV_STOP_BREAK, .addr = KTEXT};
     TU_EQ_INT(vmi_events_listen(vmi, 10), VMI_SUCCESS);
     TU_EQ_INT(s.n, 1);
     TU_EQ_U64(f.step_mask, 1);
@@ -369,7 +371,8 @@ TU_TEST(event_memory_watches_every_alias_and_finds_the_byte)
     f.before = write_jiffies;
     /* QEMU names the watched page, through the direct-map alias */
     f.script[f.nscript++] =
-        (tv_stop_t){TV_STOP_WATCH, 0, DMAP + KPA, VMI_MEMACCESS_W};
+        (tv_stop_t){.kind = TV_STOP_WATCH, .addr = DMAP + KPA,
+                    .access = VMI_MEMACCESS_W};
     TU_EQ_INT(vmi_events_listen(vmi, 10), VMI_SUCCESS);
     TU_EQ_INT(s.n, 1);
     TU_EQ_U64(s.gfn, KPA >> 12);
@@ -448,7 +451,7 @@ TU_TEST(event_guest_int3_is_caught_at_the_handler_and_undone)
     TU_EQ_INT(f.nbp, 1);
     TU_EQ_U64(f.bp[0], h);
     f.before = int3_frame;
-    f.script[f.nscript++] = (tv_stop_t){TV_STOP_BREAK, 0, h, 0};
+    f.script[f.nscript++] = (tv_stop_t){.kind = TV_STOP_BREAK, .addr = h};
     TU_EQ_INT(vmi_events_listen(vmi, 10), VMI_SUCCESS);
     TU_EQ_INT(s.n, 1);
     TU_EQ_U64(s.gla, KTEXT + 0x40);

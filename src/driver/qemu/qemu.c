@@ -1206,7 +1206,8 @@ static bool qm_pending(void *ctx)
 }
 
 static const tv_event_ops_t qm_ev = {qm_breakpoint, qm_watchpoint, qm_step,
-                                     qm_wait, qm_release, qm_pending};
+                                     qm_wait, qm_release, qm_pending,
+                                     NULL, NULL};
 
 /* ---- The watchdog ----------------------------------------------------------- */
 

@@ -15,7 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
+#include "driver/xen/monitor.h"
 #include "driver/xen/xen.h"
 #include "driver/xen/xen_int.h"
 
@@ -108,15 +110,24 @@ static const uint8_t *frame_ptr(tv_xen_t *x, uint64_t frame)
     return (s->ok >> i) & 1 ? s->base + (size_t)i * PAGE : NULL;
 }
 
+/* A frame of the domain's ranges that does not map.  Frames are only lost
+ * when the domain goes (or balloons): a destroy in progress can fail the
+ * mapping before Xen marks the domain dying, so that is asked twice, 0.2 s
+ * apart (failures are rare: reads outside the ranges never get here). */
 static int frame_fail(tv_xen_t *x, uint64_t frame)
 {
     xc_dominfo_t info;
     char d[200];
-    if (tv_xen_dominfo(x, &info))
-        return x->vmi->last_status;
+    for (int i = 0; i < 2; i++) {
+        if (tv_xen_dominfo(x, &info))
+            return x->vmi->last_status;
+        if (!i)
+            usleep(200000);
+    }
     return tv_fail(x->vmi, TINYVMI_EUNMAPPED, "%s frame 0x%llx of %s cannot "
-                   "be mapped", x->pv ? "machine" : "guest",
-                   (unsigned long long)frame, dom_desc(x, d, sizeof d));
+                   "be mapped%s", x->pv ? "machine" : "guest",
+                   (unsigned long long)frame, dom_desc(x, d, sizeof d),
+                   info.shutdown ? " (the domain has shut down)" : "");
 }
 
 static int xen_read(void *ctx, uint64_t pa, uint64_t off, void *buf,
@@ -739,6 +750,7 @@ static void xen_close(void *ctx)
     tv_xen_t *x = ctx;
     if (!x)
         return;
+    tv_xen_monitor_close(x); /* every monitor off, every request answered */
     if (x->fmem)
         cache_drop(x);
     /* the guest keeps running: undo our pauses */
@@ -913,6 +925,7 @@ int tv_xen_open(struct vmi_instance *vmi, const char *name, bool by_id,
                          .mem = &xen_mem,
                          .vcpu = &xen_vcpu,
                          .ctl = &xen_ctl,
+                         .ev = tv_xen_events(),
                          .close = xen_close,
                          .ranges = x->ranges,
                          .nranges = x->nranges,
