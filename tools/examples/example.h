@@ -102,26 +102,38 @@ static inline int ex_parse(int argc, char **argv, int nmin, int nmax,
     return 0;
 }
 
+/* The domain argument, its flag and the init data (the QMP socket) for
+ * o, the way LibVMI's examples pass them; *data NULL when none. */
+static inline status_t ex_domain(ex_opts_t *o, uint64_t *flags,
+                                 const void **domain, vmi_init_data_t **data)
+{
+    *domain = o->name;
+    *flags |= VMI_INIT_DOMAINNAME;
+    *data = NULL;
+    if (o->have_domid) {
+        *flags = (*flags & ~(uint64_t)VMI_INIT_DOMAINNAME) | VMI_INIT_DOMAINID;
+        *domain = &o->domid;
+    }
+    if (o->socket) {
+        *data = malloc(sizeof **data + sizeof (*data)->entry[0]);
+        if (!*data)
+            return VMI_FAILURE;
+        (*data)->count = 1;
+        (*data)->entry[0].type = VMI_INIT_DATA_KVMI_SOCKET;
+        (*data)->entry[0].data = (void *)(uintptr_t)o->socket;
+        o->init_data = *data;
+    }
+    return VMI_SUCCESS;
+}
+
 /* vmi_init_complete the way LibVMI's examples call it. */
 static inline status_t ex_init(ex_opts_t *o, uint64_t flags, vmi_instance_t *vmi)
 {
     vmi_init_error_t error = VMI_INIT_ERROR_NONE;
-    vmi_init_data_t *init_data = NULL;
-    const void *domain = o->name;
-    flags |= VMI_INIT_DOMAINNAME;
-    if (o->have_domid) {
-        flags = (flags & ~(uint64_t)VMI_INIT_DOMAINNAME) | VMI_INIT_DOMAINID;
-        domain = &o->domid;
-    }
-    if (o->socket) {
-        init_data = malloc(sizeof *init_data + sizeof init_data->entry[0]);
-        if (!init_data)
-            return VMI_FAILURE;
-        init_data->count = 1;
-        init_data->entry[0].type = VMI_INIT_DATA_KVMI_SOCKET;
-        init_data->entry[0].data = (void *)(uintptr_t)o->socket;
-        o->init_data = init_data;
-    }
+    vmi_init_data_t *init_data;
+    const void *domain;
+    if (ex_domain(o, &flags, &domain, &init_data) != VMI_SUCCESS)
+        return VMI_FAILURE;
     status_t rc = vmi_init_complete(
         vmi, domain, flags, init_data,
         o->json ? VMI_CONFIG_JSON_PATH : VMI_CONFIG_GLOBAL_FILE_ENTRY,
@@ -129,6 +141,29 @@ static inline status_t ex_init(ex_opts_t *o, uint64_t flags, vmi_instance_t *vmi
     if (rc != VMI_SUCCESS)
         printf("Failed to init LibVMI library (error %d).\n", (int)error);
     return rc;
+}
+
+/* The driver alone with events (no OS layer), as LibVMI's register-event
+ * examples start: vmi_get_access_mode, then vmi_init. */
+static inline status_t ex_init_events(ex_opts_t *o, vmi_instance_t *vmi)
+{
+    uint64_t flags = VMI_INIT_EVENTS;
+    const void *domain;
+    vmi_init_data_t *data;
+    vmi_mode_t mode;
+    vmi_init_error_t error = VMI_INIT_ERROR_NONE;
+    if (ex_domain(o, &flags, &domain, &data) != VMI_SUCCESS)
+        return VMI_FAILURE;
+    if (vmi_get_access_mode(NULL, domain, flags, data, &mode) != VMI_SUCCESS) {
+        fprintf(stderr, "Failed to get access mode\n");
+        return VMI_FAILURE;
+    }
+    if (vmi_init(vmi, mode, domain, flags, data, &error) != VMI_SUCCESS) {
+        fprintf(stderr, "Failed to init LibVMI library (error %d).\n",
+                (int)error);
+        return VMI_FAILURE;
+    }
+    return VMI_SUCCESS;
 }
 
 /* Frees what ex_init allocated. */

@@ -28,35 +28,6 @@ static event_response_t msr_write_cb(vmi_instance_t vmi, vmi_event_t *event)
     return VMI_EVENT_RESPONSE_NONE;
 }
 
-static status_t init_driver(ex_opts_t *o, vmi_instance_t *vmi)
-{
-    uint64_t flags = VMI_INIT_EVENTS |
-                     (o->have_domid ? VMI_INIT_DOMAINID : VMI_INIT_DOMAINNAME);
-    const void *domain = o->have_domid ? (const void *)&o->domid : o->name;
-    vmi_init_data_t *data = NULL;
-    vmi_mode_t mode;
-    vmi_init_error_t error = VMI_INIT_ERROR_NONE;
-    if (o->socket) {
-        data = malloc(sizeof *data + sizeof data->entry[0]);
-        if (!data)
-            return VMI_FAILURE;
-        data->count = 1;
-        data->entry[0].type = VMI_INIT_DATA_KVMI_SOCKET;
-        data->entry[0].data = (void *)(uintptr_t)o->socket;
-        o->init_data = data;
-    }
-    if (vmi_get_access_mode(NULL, domain, flags, data, &mode) != VMI_SUCCESS) {
-        fprintf(stderr, "Failed to get access mode\n");
-        return VMI_FAILURE;
-    }
-    if (vmi_init(vmi, mode, domain, flags, data, &error) != VMI_SUCCESS) {
-        fprintf(stderr, "Failed to init LibVMI library (error %d): %s\n",
-                (int)error, tinyvmi_init_error());
-        return VMI_FAILURE;
-    }
-    return VMI_SUCCESS;
-}
-
 int main(int argc, char **argv)
 {
     ex_opts_t o;
@@ -69,7 +40,7 @@ int main(int argc, char **argv)
                  "Prints every MSR write (MSR_ALL) until Ctrl-C.", &o))
         return 1;
     ex_catch_signals();
-    if (init_driver(&o, &vmi) != VMI_SUCCESS)
+    if (ex_init_events(&o, &vmi) != VMI_SUCCESS)
         goto done;
     printf("LibVMI init succeeded!\n");
 
