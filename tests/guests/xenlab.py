@@ -566,6 +566,56 @@ def run_locked(job, timeout, out):
     return res
 
 
+# ---------------------------------------------------------------- cached runs for tests
+
+HOST_TOOLS = ("qemu-system-x86_64", "apt-get", "apt-cache", "dpkg-deb", "ldd", "nice")
+
+
+def cached_run(name, job, out, inputs, timeout=1900):
+    """The result of running job (a shell script's text) in the lab with its output in
+    out: the last run's (out/result.json) when its inputs were the same -- the job, the
+    lab's scripts, the files in inputs (the programs it runs) --, else a new run, in a
+    child process bounded by timeout.  A failed run is kept too (every test reports
+    it; a changed input reruns).  XENLAB_REUSE=1 keeps the last run whatever changed
+    (while editing a test).  Returns the result dict; its "error" says what failed."""
+    missing = [t for t in HOST_TOOLS if not shutil.which(t)]
+    absent = [str(f) for f in inputs if not Path(f).exists()]
+    if missing or absent:
+        return {"error": f"the Xen lab needs {missing} on the host"
+                if missing else f"not built (make all): {absent}"}
+    h = hashlib.sha256(job.encode())
+    for f in [HERE / n for n in ("xenlab.py", "xen-dom0-init.sh", "init.sh", "lab.py")] + \
+            [Path(f) for f in inputs] + [XEN / "fetch.json"]:
+        if f.exists():
+            h.update(f.read_bytes())
+    digest = h.hexdigest()
+    out = Path(out)
+    res = lab.read_json(out / "result.json") or {}
+    if res.get("digest") == digest or (os.environ.get("XENLAB_REUSE") and res):
+        if res.get("digest") != digest:
+            print("XENLAB_REUSE: the last run is used, inputs changed since", file=sys.stderr)
+        return res
+    me = [sys.executable, str(Path(__file__).resolve())]
+    p = subprocess.run(me + ["fetch"], capture_output=True, text=True, timeout=900)
+    if p.returncode:
+        return {"error": f"xenlab.py fetch failed:\n{p.stderr[-3000:]}"}
+    path = XEN / f"{name}-job.sh"
+    path.write_text(job)
+    try:
+        p = subprocess.run(me + ["run", str(path), "--out", str(out)], capture_output=True,
+                           text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        # recorded like any failure, so that the next test does not start a run
+        p = subprocess.CompletedProcess([], 124, "", f"no result in {timeout} s")
+    res = lab.read_json(out / "result.json") or {}
+    if p.returncode and not res.get("error"):
+        res["error"] = f"xenlab.py run failed ({p.returncode}):\n{p.stderr[-5000:]}"
+    res["digest"] = digest
+    out.mkdir(parents=True, exist_ok=True)
+    lab.write_json(out / "result.json", res)
+    return res
+
+
 # ---------------------------------------------------------------- xl dump-core -> raw
 
 # Xen's dump-core format (xen/tools docs/misc/dump-core-format.txt): an ELF64 file

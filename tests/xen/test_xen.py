@@ -8,11 +8,9 @@ of its inputs changed (the lab's scripts, the job, the tinyvmi binary, the
 fetched packages).  Oracles are outside TinyVMI: the guests' own /proc (their
 console), Xen's toolstack (xl list -l) and the guest kernels' boot messages.
 """
-import hashlib
 import json
 import os
 import re
-import shutil
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -25,7 +23,6 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "guests"))
 import lab as labmod  # noqa: E402
 import xenlab  # noqa: E402
 
-XENLAB = [sys.executable, os.path.join(ROOT, "tests", "guests", "xenlab.py")]
 OUT = os.path.join(BUILD, "lab", "xen", "test-run")
 PV, PVH = "tvpv", "tvpvh"
 XENQ = os.path.join(BUILD, "tests", "lab", "xenq")
@@ -127,46 +124,9 @@ ls /tmp/gone.raw* 2>&1
 exit 0
 """
 
-HOST_TOOLS = ("qemu-system-x86_64", "apt-get", "apt-cache", "dpkg-deb", "ldd", "nice")
-
-
-def inputs_digest():
-    h = hashlib.sha256(JOB.encode())
-    for f in (os.path.join(ROOT, "tests", "guests", n) for n in
-              ("xenlab.py", "xen-dom0-init.sh", "init.sh", "lab.py")):
-        with open(f, "rb") as fh:
-            h.update(fh.read())
-    for f in (TINYVMI, XENQ, os.path.join(BUILD, "lab", "xen", "fetch.json")):
-        if os.path.exists(f):
-            with open(f, "rb") as fh:
-                h.update(fh.read())
-    return h.hexdigest()
-
-
 def xen_run():
-    """The lab's results for JOB (a run of about 3-6 minutes when not cached)."""
-    missing = [t for t in HOST_TOOLS if not shutil.which(t)]
-    check(not missing, f"the Xen lab needs {missing} on the host")
-    check(os.path.exists(TINYVMI), f"{TINYVMI} is not built (make all)")
-    digest = inputs_digest()
-    res = labmod.read_json(os.path.join(OUT, "result.json")) or {}
-    # a failed run is kept too (every test reports it; a changed input reruns);
-    # XENLAB_REUSE=1 keeps the last run whatever changed (while editing a test)
-    if res.get("digest") != digest and not (os.environ.get("XENLAB_REUSE") and res):
-        p = run(XENLAB + ["fetch"], timeout=900)
-        check(p.returncode == 0, f"xenlab.py fetch failed:\n{p.stderr[-3000:]}")
-        job = os.path.join(BUILD, "lab", "xen", "test_xen-job.sh")
-        with open(job, "w") as f:
-            f.write(JOB)
-        p = run(XENLAB + ["run", job, "--out", OUT], timeout=1900)
-        res = labmod.read_json(os.path.join(OUT, "result.json")) or {}
-        if p.returncode and not res.get("error"):
-            res["error"] = f"xenlab.py run failed ({p.returncode}):\n{p.stderr[-5000:]}"
-        res["digest"] = digest
-        os.makedirs(OUT, exist_ok=True)
-        labmod.write_json(labmod.Path(OUT) / "result.json", res)
-    elif res.get("digest") != digest:
-        print("XENLAB_REUSE: the last run is used, inputs changed since", file=sys.stderr)
+    """The lab's results for JOB (a run of 5-18 minutes when not cached)."""
+    res = xenlab.cached_run("test_xen", JOB, OUT, [TINYVMI, XENQ])
     check(not res.get("error"), f"the Xen lab run failed: {res.get('error')}")
     return res
 

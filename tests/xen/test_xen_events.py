@@ -20,12 +20,9 @@ the page-table roots `tinyvmi ps` finds by walking the kernel's task list (not
 the events).  Never planted: INT3 (in this lab Xen advertises its interception
 but a planted INT3 panics the guest).
 """
-import hashlib
 import json
 import os
 import re
-import shutil
-import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -34,8 +31,8 @@ from pyt import BUILD, ROOT, TINYVMI, check, main, run  # noqa: E402
 
 sys.path.insert(0, os.path.join(ROOT, "tests", "guests"))
 import lab as labmod  # noqa: E402
+import xenlab  # noqa: E402
 
-XENLAB = [sys.executable, os.path.join(ROOT, "tests", "guests", "xenlab.py")]
 OUT = os.path.join(BUILD, "lab", "xen", "test-events")
 PVH, EV = "tvpvh", "tvev"
 BINS = {"xenev": os.path.join(BUILD, "tests", "lab", "xenev"),
@@ -110,54 +107,14 @@ xl destroy tvev
 exit 0
 """
 
-HOST_TOOLS = ("qemu-system-x86_64", "apt-get", "apt-cache", "dpkg-deb", "ldd", "nice")
-
-
 def job_text():
     return JOB.replace("@@WATCH@@", str(BOOT_WATCH_S))
 
 
-def inputs_digest(job):
-    h = hashlib.sha256(job.encode())
-    for f in (os.path.join(ROOT, "tests", "guests", n) for n in
-              ("xenlab.py", "xen-dom0-init.sh", "init.sh", "lab.py")):
-        with open(f, "rb") as fh:
-            h.update(fh.read())
-    for f in (TINYVMI, *BINS.values(), os.path.join(BUILD, "lab", "xen", "fetch.json")):
-        if os.path.exists(f):
-            with open(f, "rb") as fh:
-                h.update(fh.read())
-    return h.hexdigest()
-
-
 def xen_run():
-    """The lab's results for JOB (4-7 minutes when not cached)."""
-    missing = [t for t in HOST_TOOLS if not shutil.which(t)]
-    check(not missing, f"the Xen lab needs {missing} on the host")
-    for p in (TINYVMI, *BINS.values()):
-        check(os.path.exists(p), f"{p} is not built (make all)")
-    job = job_text()
-    digest = inputs_digest(job)
-    res = labmod.read_json(os.path.join(OUT, "result.json")) or {}
-    if res.get("digest") != digest and not (os.environ.get("XENLAB_REUSE") and res):
-        p = run(XENLAB + ["fetch"], timeout=900)
-        check(p.returncode == 0, f"xenlab.py fetch failed:\n{p.stderr[-3000:]}")
-        path = os.path.join(BUILD, "lab", "xen", "test_xen_events-job.sh")
-        with open(path, "w") as f:
-            f.write(job)
-        try:
-            p = run(XENLAB + ["run", path, "--out", OUT], timeout=1500)
-        except subprocess.TimeoutExpired:
-            # recorded like any failure, so the other tests do not start runs
-            p = subprocess.CompletedProcess([], 124, "", "no result in 1500 s")
-        res = labmod.read_json(os.path.join(OUT, "result.json")) or {}
-        if p.returncode and not res.get("error"):
-            res["error"] = f"xenlab.py run failed ({p.returncode}):\n{p.stderr[-5000:]}"
-        res["digest"] = digest
-        os.makedirs(OUT, exist_ok=True)
-        labmod.write_json(labmod.Path(OUT) / "result.json", res)
-    elif res.get("digest") != digest:
-        print("XENLAB_REUSE: the last run is used, inputs changed since", file=sys.stderr)
+    """The lab's results for JOB (15-25 minutes when not cached)."""
+    res = xenlab.cached_run("test_xen_events", job_text(), OUT,
+                            [TINYVMI, *BINS.values()], timeout=1500)
     check(not res.get("error"), f"the Xen lab run failed: {res.get('error')}")
     return res
 
