@@ -616,6 +616,17 @@ def cached_run(name, job, out, inputs, timeout=1900):
     return res
 
 
+def job_sections(text):
+    """A job's output split at its '== title' lines: {title: [lines]}."""
+    secs, cur = {}, None
+    for ln in text.splitlines():
+        if ln.startswith("== "):
+            cur = secs.setdefault(ln[3:].strip(), [])
+        elif cur is not None:
+            cur.append(ln)
+    return secs
+
+
 # ---------------------------------------------------------------- xl dump-core -> raw
 
 # Xen's dump-core format (xen/tools docs/misc/dump-core-format.txt): an ELF64 file

@@ -136,15 +136,7 @@ def text(name):
         return f.read().decode(errors="replace").replace("\r", "")
 
 
-def sections(out):
-    """job.out split at its '== title' lines: {title: [lines]}"""
-    secs, cur = {}, None
-    for ln in out.splitlines():
-        if ln.startswith("== "):
-            cur = secs.setdefault(ln[3:].strip(), [])
-        elif cur is not None:
-            cur.append(ln)
-    return secs
+sections = xenlab.job_sections
 
 
 def truth(g):

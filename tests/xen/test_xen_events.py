@@ -126,14 +126,7 @@ def text(name):
         return f.read().decode(errors="replace").replace("\r", "")
 
 
-def sections(out):
-    secs, cur = {}, None
-    for ln in out.splitlines():
-        if ln.startswith("== "):
-            cur = secs.setdefault(ln[3:].strip(), [])
-        elif cur is not None:
-            cur.append(ln)
-    return secs
+sections = xenlab.job_sections
 
 
 def section(title):
