@@ -583,22 +583,24 @@ def cached_run(name, job, out, inputs, timeout=1900):
     if missing or absent:
         return {"error": f"the Xen lab needs {missing} on the host"
                 if missing else f"not built (make all): {absent}"}
+    out = Path(out)
+    res = lab.read_json(out / "result.json") or {}
+    if os.environ.get("XENLAB_REUSE") and res:
+        print("XENLAB_REUSE: the last run is used, whatever changed since", file=sys.stderr)
+        return res
+    # fetched first (quick when cached): the digest covers what it fetched
+    me = [sys.executable, str(Path(__file__).resolve())]
+    p = subprocess.run(me + ["fetch"], capture_output=True, text=True, timeout=900)
+    if p.returncode:
+        return {"error": f"xenlab.py fetch failed:\n{p.stderr[-3000:]}"}
     h = hashlib.sha256(job.encode())
     for f in [HERE / n for n in ("xenlab.py", "xen-dom0-init.sh", "init.sh", "lab.py")] + \
             [Path(f) for f in inputs] + [XEN / "fetch.json"]:
         if f.exists():
             h.update(f.read_bytes())
     digest = h.hexdigest()
-    out = Path(out)
-    res = lab.read_json(out / "result.json") or {}
-    if res.get("digest") == digest or (os.environ.get("XENLAB_REUSE") and res):
-        if res.get("digest") != digest:
-            print("XENLAB_REUSE: the last run is used, inputs changed since", file=sys.stderr)
+    if res.get("digest") == digest:
         return res
-    me = [sys.executable, str(Path(__file__).resolve())]
-    p = subprocess.run(me + ["fetch"], capture_output=True, text=True, timeout=900)
-    if p.returncode:
-        return {"error": f"xenlab.py fetch failed:\n{p.stderr[-3000:]}"}
     path = XEN / f"{name}-job.sh"
     path.write_text(job)
     try:
