@@ -7,6 +7,7 @@ timeout.  Suites:
   cli       tests/cli/*.py: the tinyvmi command on generated inputs
   lab       tests/lab/*.py: real Linux guests under QEMU (tests/guests)
   xen       tests/xen/test_xen.py: Xen 4.17 with PV/PVH guests under QEMU
+            (on demand: not in make test yet)
   xen-events  tests/xen/test_xen_events.py: vm_event in the Xen lab (on
             demand, not in make test)
   fuzz-regress  each fuzz target on its corpus plus 20,000 seeded inputs
@@ -83,7 +84,10 @@ SUITES = {
     "fuzz-regress": lambda: fuzz_tests(["-seed=1", "-runs=20000"], False),
     "fuzz": lambda: fuzz_tests(["-max_total_time=60"], True),
 }
-DEFAULT = ["unit", "unit-san", "core", "fuzz-regress", "cli", "lab", "xen"]
+# "xen" is not in make test yet: the lab's PVH guest triple-faults now and
+# then under TCG, also after boot (a clean-clone CI run lost 4 of 17 tests
+# to it); run it with --only xen.
+DEFAULT = ["unit", "unit-san", "core", "fuzz-regress", "cli", "lab"]
 
 
 def run_one(test):
