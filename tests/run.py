@@ -22,6 +22,7 @@ import concurrent.futures as cf
 import glob
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -142,6 +143,10 @@ def prepare_lab():
     lab = [sys.executable, os.path.join(ROOT, "tests", "guests", "lab.py")]
     t0 = time.time()
     failed = []
+    os.makedirs(os.path.join(ROOT, "build"), exist_ok=True)
+    free = shutil.disk_usage(os.path.join(ROOT, "build")).free
+    print(f"lab: {free / 1e9:.1f} GB free on build/'s disk "
+          "(the lab keeps about 5 GB there)", flush=True)
     for args in [["fetch"]] + [["ensure", g] for g in LAB_GUESTS]:
         p = subprocess.run(lab + args, cwd=ROOT, capture_output=True,
                            text=True, timeout=1800)

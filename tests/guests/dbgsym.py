@@ -23,6 +23,7 @@ import hashlib
 import lzma
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -187,9 +188,16 @@ def stream_extract(url, wants, outdir):
                     if pat not in found and m.isfile() and re.search(pat, m.name):
                         dst = outdir / Path(m.name).name
                         tmp = dst.with_suffix(dst.suffix + ".part")
-                        with tf.extractfile(m) as f, open(tmp, "wb") as o:
-                            while c := f.read(1 << 20):
-                                o.write(c)
+                        try:
+                            with tf.extractfile(m) as f, open(tmp, "wb") as o:
+                                while c := f.read(1 << 20):
+                                    o.write(c)
+                        except OSError as e:
+                            tmp.unlink(missing_ok=True)
+                            free = shutil.disk_usage(outdir).free
+                            raise DbgError(f"writing {m.name} ({m.size / 1e6:.0f} MB) to "
+                                           f"{outdir}: {e.strerror}; {free / 1e6:.0f} MB "
+                                           f"free there") from e
                         tmp.rename(dst)
                         found[pat] = dst
                         lab.log(f"  {m.name}: {m.size} bytes")

@@ -1240,8 +1240,17 @@ def pause(q):
         raise LabError(f"guest did not pause: {st}")
 
 
+def dig_holes(path):
+    """Give the pages of zeros in path back to the file system: a guest's dump is
+    mostly free memory (two thirds or more of it zeros), and the lab keeps
+    two dumps of each of a dozen guests. Best effort: a file system that cannot
+    punch holes keeps the file as it is."""
+    subprocess.run(["fallocate", "--dig-holes", str(path)], capture_output=True)
+
+
 def dump_files(name, q, size):
-    """dump.elf (paging=false) and dump.raw (pmemsave 0..size), made readable."""
+    """dump.elf (paging=false) and dump.raw (pmemsave 0..size), made readable
+    and sparse."""
     d = gdir(name)
     for f, cmd, args in (
             ("dump.elf", "dump-guest-memory", lambda p: {"paging": False,
@@ -1251,6 +1260,7 @@ def dump_files(name, q, size):
         tmp.unlink(missing_ok=True)
         q.execute(cmd, args(tmp), timeout=300)
         tmp.chmod(0o644)
+        dig_holes(tmp)
         tmp.replace(d / f)
 
 
@@ -1742,6 +1752,7 @@ def foreign_dump_files(name, q, info):
     q.execute("dump-guest-memory", {"paging": False, "protocol": f"file:{tmp}"},
               timeout=300)
     tmp.chmod(0o644)
+    dig_holes(tmp)
     tmp.replace(d / "dump.elf")
     (ram,) = info["ram_map"]
     part = d / "dump.raw.part"
@@ -1757,6 +1768,7 @@ def foreign_dump_files(name, q, info):
             shutil.copyfileobj(src, dst, 8 << 20)
         part.unlink()
         part = tmp
+    dig_holes(part)
     part.replace(d / "dump.raw")
     return ram["gpa"] + ram["size"]
 
