@@ -9,6 +9,7 @@
  * by guest frame.  Either way the walker and the OS layers see one flat
  * physical space in which the guest's own tables are valid.
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -219,47 +220,69 @@ static int ranges_from_frames(tv_xen_t *x, uint64_t *frames, size_t n)
     return TINYVMI_OK;
 }
 
+/* libxenctrl's page-type query (XEN_DOMCTL_getpageframeinfo3): exported by
+ * every libxenctrl since 4.1 but declared only in its private header, so
+ * looked up by name and typed here.  arr: frame numbers in, each with its
+ * type in bits 28-31 out (XEN_DOMCTL_PFINFO_XTAB: no page there). */
+typedef int tv_xc_pfn_types_t(xc_interface *xch, uint32_t dom,
+                              unsigned int num, xen_pfn_t *arr);
+
 /* Frames found populated so far (PVH/HVM probing). */
 typedef struct probe {
     tv_xen_t *x;
+    tv_xc_pfn_types_t *types; /* NULL: probe by mapping */
     uint64_t *frames;
     size_t n, cap;
 } probe_t;
 
-/* Probes [f, f + cnt) with one foreign mapping; returns how many frames of
- * it are populated, or -1 (out of memory: reason recorded). */
+static int probe_add(probe_t *p, uint64_t frame)
+{
+    if (p->n == p->cap) {
+        size_t nc = p->cap ? p->cap * 2 : 65536;
+        uint64_t *g = realloc(p->frames, nc * sizeof *g);
+        if (!g)
+            return tv_fail(p->x->vmi, TINYVMI_ENOMEM, "no memory for the "
+                           "frame list");
+        p->frames = g;
+        p->cap = nc;
+    }
+    p->frames[p->n++] = frame;
+    return TINYVMI_OK;
+}
+
+/* Probes [f, f + cnt): Xen says which frames hold a page (one hypercall,
+ * nothing mapped), or, where that query fails, one foreign mapping of the
+ * batch does.  Returns how many frames are populated, or -1 (out of
+ * memory: reason recorded). */
 static long probe_batch(probe_t *p, uint64_t f, unsigned cnt)
 {
     tv_xen_t *x = p->x;
     xen_pfn_t batch[PROBE_BATCH] = {0};
     int err[PROBE_BATCH] = {0};
-    for (unsigned i = 0; i < cnt; i++) {
+    for (unsigned i = 0; i < cnt; i++)
         batch[i] = (xen_pfn_t)(f + i);
-        err[i] = 0;
+    bool typed = p->types && p->types(x->xch, x->domid, cnt, batch) == 0;
+    void *m = NULL;
+    if (!typed) {
+        for (unsigned i = 0; i < cnt; i++)
+            batch[i] = (xen_pfn_t)(f + i);
+        m = x->lib.xenforeignmemory_map(x->fmem, x->domid, PROT_READ, cnt,
+                                        batch, err);
+        if (!m)
+            return 0;
     }
-    void *m = x->lib.xenforeignmemory_map(x->fmem, x->domid, PROT_READ, cnt,
-                                          batch, err);
-    if (!m)
-        return 0;
     long got = 0;
-    for (unsigned i = 0; i < cnt; i++) {
-        if (err[i])
-            continue;
-        if (p->n == p->cap) {
-            size_t nc = p->cap ? p->cap * 2 : 65536;
-            uint64_t *g = realloc(p->frames, nc * sizeof *g);
-            if (!g) {
-                x->lib.xenforeignmemory_unmap(x->fmem, m, cnt);
-                tv_fail(x->vmi, TINYVMI_ENOMEM, "no memory for the frame list");
-                return -1;
-            }
-            p->frames = g;
-            p->cap = nc;
-        }
-        p->frames[p->n++] = f + i;
-        got++;
+    for (unsigned i = 0; i < cnt && got >= 0; i++) {
+        uint32_t t = (uint32_t)batch[i] & XEN_DOMCTL_PFINFO_LTAB_MASK;
+        bool here = typed ? t != XEN_DOMCTL_PFINFO_XTAB &&
+                                t != XEN_DOMCTL_PFINFO_XALLOC &&
+                                t != XEN_DOMCTL_PFINFO_BROKEN
+                          : !err[i];
+        if (here)
+            got = probe_add(p, f + i) ? -1 : got + 1;
     }
-    x->lib.xenforeignmemory_unmap(x->fmem, m, cnt);
+    if (m)
+        x->lib.xenforeignmemory_unmap(x->fmem, m, cnt);
     return got;
 }
 
@@ -267,9 +290,10 @@ static long probe_batch(probe_t *p, uint64_t f, unsigned cnt)
  * map, so frames are probed a batch at a time, in the order guests are laid
  * out -- RAM from 0 up, Xen's special pages just below the top, then (only
  * while frames are missing) everything between -- until as many frames are
- * found as Xen says the domain has.  Probing costs about 50 us a frame in a
- * PV dom0 under TCG, so the order matters: a PVH guest's top frame lies
- * near 4 GiB whatever its size. */
+ * found as Xen says the domain has.  The order matters: a PVH guest's top
+ * frame lies near 4 GiB whatever its size, and probing by mapping costs
+ * about 50 us a frame in a PV dom0 under TCG (every mapping is page-table
+ * hypercalls), which is why Xen's page-type query comes first. */
 static int hvm_ranges(tv_xen_t *x, const xc_dominfo_t *info)
 {
     xen_pfn_t max = 0;
@@ -282,6 +306,8 @@ static int hvm_ranges(tv_xen_t *x, const xc_dominfo_t *info)
     uint64_t nb = ((uint64_t)max + PROBE_BATCH) / PROBE_BATCH, want = info->nr_pages;
     uint8_t *done = calloc((size_t)nb, 1);
     probe_t p = {.x = x};
+    *(void **)&p.types = dlsym(x->lib.handle[TV_XEN_LIB_XC],
+                               "xc_get_pfn_type_batch");
     int rc = done ? TINYVMI_OK
                   : tv_fail(x->vmi, TINYVMI_ENOMEM, "no memory for probing");
     /* pass 0: up from 0 while batches hold frames; pass 1: down from the
