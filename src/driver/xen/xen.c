@@ -631,9 +631,8 @@ static int check_vcpu(tv_xen_t *x, unsigned vcpu)
  * EFER; Xen runs such guests in long mode, with NX). */
 #define PV64_EFER 0xd01ull /* SCE | LME | LMA | NXE */
 
-static int xen_get_reg(void *ctx, unsigned vcpu, reg_t reg, uint64_t *value)
+int tv_xen_get_reg(tv_xen_t *x, unsigned vcpu, reg_t reg, uint64_t *value)
 {
-    tv_xen_t *x = ctx;
     int rc = check_vcpu(x, vcpu);
     if (rc)
         return rc;
@@ -663,8 +662,24 @@ static int xen_get_reg(void *ctx, unsigned vcpu, reg_t reg, uint64_t *value)
     return TINYVMI_OK;
 }
 
-/* Writes go through the whole context: Xen has no partial setter. */
+/* Writes go through the whole context: Xen has no partial setter.  The
+ * domain is paused from the read to the write, or registers the guest
+ * changed in between would be put back to what they were. */
+static int hvm_set_paused(tv_xen_t *x, unsigned vcpu, reg_t reg,
+                          uint64_t value);
+
 static int hvm_set(tv_xen_t *x, unsigned vcpu, reg_t reg, uint64_t value)
+{
+    if (x->lib.xc_domain_pause(x->xch, x->domid) < 0)
+        return xfail(x, errno, "pausing the domain to write a register");
+    int rc = hvm_set_paused(x, vcpu, reg, value);
+    if (x->lib.xc_domain_unpause(x->xch, x->domid) < 0 && !rc)
+        rc = xfail(x, errno, "unpausing the domain after writing a register");
+    return rc;
+}
+
+static int hvm_set_paused(tv_xen_t *x, unsigned vcpu, reg_t reg,
+                          uint64_t value)
 {
     int size = x->lib.xc_domain_hvm_getcontext(x->xch, x->domid, NULL, 0);
     if (size <= 0)
@@ -719,9 +734,8 @@ out:
     return rc;
 }
 
-static int xen_set_reg(void *ctx, unsigned vcpu, reg_t reg, uint64_t value)
+int tv_xen_set_reg(tv_xen_t *x, unsigned vcpu, reg_t reg, uint64_t value)
 {
-    tv_xen_t *x = ctx;
     int rc = check_vcpu(x, vcpu);
     if (rc)
         return rc;
@@ -739,6 +753,16 @@ static int xen_set_reg(void *ctx, unsigned vcpu, reg_t reg, uint64_t value)
     if (x->lib.xc_vcpu_setcontext(x->xch, x->domid, vcpu, &c) < 0)
         return xfail(x, errno, "writing a vCPU context");
     return TINYVMI_OK;
+}
+
+static int xen_get_reg(void *ctx, unsigned vcpu, reg_t reg, uint64_t *value)
+{
+    return tv_xen_get_reg(ctx, vcpu, reg, value);
+}
+
+static int xen_set_reg(void *ctx, unsigned vcpu, reg_t reg, uint64_t value)
+{
+    return tv_xen_set_reg(ctx, vcpu, reg, value);
 }
 
 static const tv_vcpu_ops_t xen_vcpu = {xen_count, xen_get_reg, xen_set_reg,

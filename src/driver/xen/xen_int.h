@@ -110,6 +110,11 @@ typedef struct tv_xen {
     struct tv_xen_monitor *mon;
 } tv_xen_t;
 
+/* A register of a vCPU: the PV context, or the HVM context's CPU record
+ * (a write pauses the domain from reading the context to writing it). */
+int tv_xen_get_reg(tv_xen_t *x, unsigned vcpu, reg_t reg, uint64_t *value);
+int tv_xen_set_reg(tv_xen_t *x, unsigned vcpu, reg_t reg, uint64_t value);
+
 /* The domain's current state; fails with ENOENT once the domain is gone. */
 int tv_xen_dominfo(tv_xen_t *x, xc_dominfo_t *info);
 
