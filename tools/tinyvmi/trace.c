@@ -2,9 +2,10 @@
  * tinyvmi trace TARGET SYMBOL: a breakpoint on a kernel function; one line
  * (or, with --json, one JSON object per line) for each hit: time, vCPU, pid
  * and name of the process that called it, and for the functions that take
- * a file name, the name.  The guest never sees the breakpoint (QEMU's
- * gdbstub holds it); Ctrl-C, --count or --seconds end the trace and
- * detach, leaving the guest running.
+ * a file name, the name.  The guest's memory is never written: on QEMU the
+ * gdbstub holds the breakpoint, on Xen (PVH and HVM guests) a debug
+ * register of each vCPU does.  Ctrl-C, --count or --seconds end the trace
+ * and detach, leaving the guest running.
  */
 #include <inttypes.h>
 #include <libvmi/events.h>
@@ -61,6 +62,11 @@ static void user_str(vmi_instance_t vmi, addr_t dtb, addr_t va, char *out,
 static event_response_t on_hit(vmi_instance_t vmi, vmi_event_t *ev)
 {
     trace_t *t = ev->data;
+    if (ev->interrupt_event.gla != t->va) {
+        /* the guest's own INT3 (a kernel patching its text uses them) */
+        ev->interrupt_event.reinject = 1;
+        return VMI_EVENT_RESPONSE_NONE;
+    }
     const x86_registers_t *r = ev->x86_regs;
     tinyvmi_process_t p;
     if (tinyvmi_current_process(vmi, ev->vcpu_id, &p) != VMI_SUCCESS) {
@@ -145,8 +151,8 @@ static int run_trace(cli_t *c)
 
 const cli_cmd_t cli_cmd_trace = {
     .name = "trace",
-    .synopsis = "qemu:QMP_SOCKET SYMBOL [--count N] [--seconds S] [--json] "
-                "[--profile FILE | --config FILE]",
+    .synopsis = "qemu:QMP_SOCKET|xen:NAME SYMBOL [--count N] [--seconds S] "
+                "[--json] [--profile FILE | --config FILE]",
     .summary = "breakpoint on a kernel function: who calls it, live",
     .help = "Plants a breakpoint the guest cannot see on SYMBOL (or 0xADDR)\n"
             "and prints one line per hit: time, vCPU, pid and name of the\n"

@@ -341,6 +341,8 @@ void tv_xen_answer(const tv_xen_layout_t *l, const uint8_t *req,
 /* ---- The monitor ------------------------------------------------------------------- */
 
 #define MON_MAX_MSRS 64
+#define TV_XEN_NBP 4            /* DR0-DR3 */
+#define RFLAGS_RF (1ull << 16)  /* resume: no instruction breakpoint once */
 
 typedef struct tv_xen_monitor tv_xen_monitor_t;
 
@@ -361,6 +363,11 @@ struct tv_xen_monitor {
     size_t nmsr;
     uint64_t *gfn;           /* pages with restricted access */
     size_t ngfn, capgfn;
+    /* breakpoints: debug address register i holds bp[i] when bp_on[i] */
+    uint64_t bp[TV_XEN_NBP];
+    bool bp_on[TV_XEN_NBP];
+    bool debug_user;         /* debug exceptions asked for by the caller */
+    bool bp_hit;             /* the held request is one of our breakpoints */
     /* the request being held until release */
     bool held;
     uint8_t req[TV_XEN_ENTRY_MAX];
@@ -699,7 +706,142 @@ static int xm_monitor(void *ctx, const tv_monitor_t *k, bool on)
                      kinds[k->kind].cap);
     if (on && (rc = ring_up(x, m)))
         return rc;
+    if (k->kind == TV_MON_DEBUG) {
+        /* shared with the breakpoints: on in Xen while either wants it */
+        bool bps = false;
+        for (int i = 0; i < TV_XEN_NBP; i++)
+            bps |= m->bp_on[i];
+        if (on == m->debug || (!on && bps))
+            rc = TINYVMI_OK;
+        else
+            rc = toggle(x, m, k, on);
+        if (!rc)
+            m->debug_user = on;
+        return rc;
+    }
     return toggle(x, m, k, on);
+}
+
+/* ---- Breakpoints ------------------------------------------------------------------ */
+
+/* TinyVMI's own breakpoints (tinyvmi_set_breakpoint, and so `tinyvmi
+ * trace`) on Xen: an instruction breakpoint in a debug address register the
+ * guest leaves unused, enabled in DR7 on every vCPU, heard through Xen's
+ * debug-exception events.  No guest memory is written.  A hit is answered
+ * with RFLAGS.RF set, so the instruction runs once without breaking again.
+ * At most four, and a guest that loads its own debug registers meanwhile
+ * (a debugger inside it) takes them back. */
+static const reg_t dr_addr[TV_XEN_NBP] = {DR0, DR1, DR2, DR3};
+
+/* DR7 with slot i's enable bits (L, G) and condition/length bits set for
+ * an instruction breakpoint (both 00), or all cleared. */
+static uint64_t dr7_slot(uint64_t dr7, int i, bool on)
+{
+    dr7 &= ~(3ull << (2 * i) | 0xfull << (16 + 4 * i));
+    return on ? dr7 | 1ull << (2 * i) : dr7;
+}
+
+/* Arms or disarms slot i on every vCPU, the domain paused meanwhile. */
+static int dr_slot(tv_xen_t *x, int i, uint64_t va, bool on)
+{
+    if (x->lib.xc_domain_pause(x->xch, x->domid) < 0)
+        return xfail(x, TINYVMI_EIO, "pausing domain %u for its debug "
+                     "registers: %s", x->domid, strerror(errno));
+    int rc = TINYVMI_OK;
+    for (unsigned v = 0; v < x->vcpus && !rc; v++) {
+        uint64_t dr7 = 0;
+        rc = tv_xen_get_reg(x, v, DR7, &dr7);
+        if (!rc && on)
+            rc = tv_xen_set_reg(x, v, dr_addr[i], va);
+        if (!rc)
+            rc = tv_xen_set_reg(x, v, DR7, dr7_slot(dr7, i, on));
+    }
+    x->lib.xc_domain_unpause(x->xch, x->domid);
+    return rc;
+}
+
+/* A slot neither we nor the guest (on any vCPU) have enabled, or -1. */
+static int free_slot(tv_xen_t *x, tv_xen_monitor_t *m, int *slot)
+{
+    uint64_t used = 0;
+    for (unsigned v = 0; v < x->vcpus; v++) {
+        uint64_t dr7 = 0;
+        int rc = tv_xen_get_reg(x, v, DR7, &dr7);
+        if (rc)
+            return rc;
+        used |= dr7;
+    }
+    *slot = -1;
+    for (int i = 0; i < TV_XEN_NBP && *slot < 0; i++)
+        if (!m->bp_on[i] && !(used >> (2 * i) & 3))
+            *slot = i;
+    return TINYVMI_OK;
+}
+
+static int xm_breakpoint(void *ctx, uint64_t va, bool on)
+{
+    tv_xen_t *x = ctx;
+    tv_xen_monitor_t *m = mon_of(x);
+    if (!m)
+        return xfail(x, TINYVMI_ENOMEM, "out of memory");
+    int i = 0;
+    while (i < TV_XEN_NBP && !(m->bp_on[i] && m->bp[i] == va))
+        i++;
+    if (!on) {
+        if (i == TV_XEN_NBP)
+            return TINYVMI_OK;
+        int rc = dr_slot(x, i, 0, false);
+        m->bp_on[i] = false;
+        bool bps = false;
+        for (int k = 0; k < TV_XEN_NBP; k++)
+            bps |= m->bp_on[k];
+        if (!bps && !m->debug_user && m->debug) {
+            int rc2 = toggle(x, m, &(tv_monitor_t){.kind = TV_MON_DEBUG},
+                             false);
+            rc = rc ? rc : rc2;
+        }
+        return rc;
+    }
+    if (i < TV_XEN_NBP)
+        return TINYVMI_OK;
+    int rc = caps(x, m); /* refuses PV guests, by name */
+    if (rc)
+        return rc;
+    if (!(m->caps >> XEN_DOMCTL_MONITOR_EVENT_DEBUG_EXCEPTION & 1))
+        return xfail(x, TINYVMI_ENOTSUP, "breakpoints on Xen use the debug "
+                     "registers and debug-exception events, which Xen cannot "
+                     "deliver for domain %u (monitor capabilities 0x%x lack "
+                     "DEBUG_EXCEPTION)", x->domid, m->caps);
+    int slot;
+    if ((rc = free_slot(x, m, &slot)))
+        return rc;
+    if (slot < 0)
+        return xfail(x, TINYVMI_ERANGE, "breakpoints on Xen use the four "
+                     "debug registers, and none is free (ours and the "
+                     "guest's own)");
+    if ((rc = ring_up(x, m)))
+        return rc;
+    if (!m->debug &&
+        (rc = toggle(x, m, &(tv_monitor_t){.kind = TV_MON_DEBUG}, true)))
+        return rc;
+    if ((rc = dr_slot(x, slot, va, true))) {
+        dr_slot(x, slot, 0, false);
+        if (!m->debug_user)
+            toggle(x, m, &(tv_monitor_t){.kind = TV_MON_DEBUG}, false);
+        return rc;
+    }
+    m->bp[slot] = va;
+    m->bp_on[slot] = true;
+    return TINYVMI_OK;
+}
+
+/* Whether a debug exception stopped at one of our breakpoints. */
+static bool our_bp(const tv_xen_monitor_t *m, uint64_t rip)
+{
+    for (int i = 0; i < TV_XEN_NBP; i++)
+        if (m->bp_on[i] && m->bp[i] == rip)
+            return true;
+    return false;
 }
 
 /* ---- Waiting and answering ---------------------------------------------------------- */
@@ -736,6 +878,8 @@ static void ack_channel(tv_xen_t *x, tv_xen_monitor_t *m)
         x->lib.xenevtchn_unmask(m->xce, (evtchn_port_t)p);
 }
 
+static int xm_release(void *ctx);
+
 static int xm_wait(void *ctx, int timeout_ms, tv_stop_t *stop)
 {
     tv_xen_t *x = ctx;
@@ -757,6 +901,21 @@ static int xm_wait(void *ctx, int timeout_ms, tv_stop_t *stop)
         if (got) {
             int rc = tv_xen_parse(m->ring.lay, m->req, x->vcpus, stop, why,
                                   sizeof why);
+            if (!rc && stop->kind == TV_STOP_DEBUG && our_bp(m, stop->addr)) {
+                stop->kind = TV_STOP_BREAK;
+                m->bp_hit = true;
+            } else if (!rc && stop->kind == TV_STOP_DEBUG && !m->debug_user) {
+                /* the guest's own (its debugger, a stale DR6 bit): its */
+                m->reinject = true;
+                m->held = true;
+                m->set_regs = m->bp_hit = false;
+                m->rsp_flags = 0;
+                if ((rc = xm_release(x)))
+                    return rc;
+                continue;
+            } else {
+                m->bp_hit = false;
+            }
             if (!rc) {
                 m->held = true;
                 m->rsp_flags = 0;
@@ -859,6 +1018,17 @@ static int xm_release(void *ctx)
     if (!m || !m->held)
         return TINYVMI_OK;
     int rc = m->reinject ? reinject(x, m) : TINYVMI_OK;
+    if (m->bp_hit && !m->reinject) {
+        /* past the breakpoint: RF on, where the callback left the vCPU */
+        x86_registers_t at;
+        read_regs(m->ring.lay, m->req, &at);
+        if (!m->set_regs)
+            m->regs = at;
+        if (m->regs.rip == at.rip)
+            m->regs.rflags |= RFLAGS_RF;
+        m->set_regs = true;
+    }
+    m->bp_hit = false;
     uint8_t rsp[TV_XEN_ENTRY_MAX];
     tv_xen_answer(m->ring.lay, m->req, m->rsp_flags,
                   m->set_regs ? &m->regs : NULL, rsp);
@@ -878,8 +1048,8 @@ static bool xm_pending(void *ctx)
 }
 
 static const tv_event_ops_t xen_ev = {
-    .wait = xm_wait, .release = xm_release, .pending = xm_pending,
-    .monitor = xm_monitor, .reply = xm_reply,
+    .breakpoint = xm_breakpoint, .wait = xm_wait, .release = xm_release,
+    .pending = xm_pending, .monitor = xm_monitor, .reply = xm_reply,
 };
 
 const tv_event_ops_t *tv_xen_events(void)
@@ -935,6 +1105,9 @@ void tv_xen_monitor_close(struct tv_xen *x)
     tv_xen_monitor_t *m = x ? x->mon : NULL;
     if (!m)
         return;
+    for (int i = 0; i < TV_XEN_NBP; i++)
+        if (m->bp_on[i] && dr_slot(x, i, 0, false) == TINYVMI_OK)
+            m->bp_on[i] = false;
     if (m->page) {
         all_off(x, m);
         drain(x, m);
