@@ -26,19 +26,7 @@ echo 4 > /proc/sys/kernel/printk
 
 . /etc/xenlab.conf                      # GUEST_WAIT, JOB_TIMEOUT (seconds)
 
-mark() { echo "===XENLAB-$*==="; }
-# bye: flush the share and reboot (QEMU exits); PID 1 never returns.
-bye() {
-	sync
-	umount /share 2>/dev/null
-	echo b > /proc/sysrq-trigger
-	while :; do sleep 60; done
-}
-fail() {
-	mark "ERROR $*"
-	[ -d /share/out ] && dmesg > /share/out/dom0-dmesg.txt 2>/dev/null
-	bye
-}
+. /etc/xenlab-lib.sh                    # mark, fail, boot, alive, ...
 mark "DOM0-UP $(uname -r)"
 
 for m in $(cat /lib/modules/order.txt); do
@@ -53,18 +41,6 @@ exec 2> /share/out/dom0-trace.txt
 set -x
 mark "MODULES $(ls /dev/xen | tr '\n' ' ')"
 
-# waitfor SECONDS WHAT COMMAND...: retry COMMAND every 0.5 s (bounded).
-waitfor() {
-	n=$(($1 * 2))
-	what=$2
-	shift 2
-	while ! "$@" >/dev/null 2>&1; do
-		n=$((n - 1))
-		[ $n -gt 0 ] || fail "dom0 timeout waiting for $what"
-		usleep 500000
-	done
-}
-
 xenstored --pid-file=/run/xenstored.pid || fail "dom0 xenstored"
 waitfor 30 "xenstored's socket" test -S /run/xenstored/socket
 xen-init-dom0 > /share/out/xen-init-dom0.txt 2>&1 || fail "dom0 xen-init-dom0"
@@ -74,71 +50,9 @@ mark "TOOLSTACK $(xl info 2>/dev/null | grep -E '^(xen_version|virt_caps)' | tr 
 
 # The guests, one after the other: creating one while another boots made libxl
 # time out waiting for xenconsoled ("console tty: timed out") on a loaded host, so
-# each is created only when the previous one is up, with up to 3 attempts.
-# Polling must stay cheap: every exec in a PV dom0 under TCG costs page-table
-# hypercalls, and an `xl list` per poll slowed the guests' boot several times over.
-# So: grep the console log every 2 s, ask xl whether the guest still exists every 30 s.
-# now: NOW = seconds since boot, without a fork (read is a builtin)
-now() {
-	read -r up _ < /proc/uptime
-	NOW=${up%.*}
-}
-create() {
-	for try in 1 2 3; do
-		xl create "/etc/xen/$1.cfg" < /dev/null > "/share/out/xl-create-$1.txt" 2>&1 &&
-			return 0
-		mark "RETRY $1 xl create attempt $try failed"
-		cat "/share/out/xl-create-$1.txt" >> "/share/out/xl-create-$1-failed.txt"
-		timeout 60 xl destroy "$1" < /dev/null > /dev/null 2>&1
-		sleep 5
-	done
-	return 1
-}
-# waitready NAME: 0 when the guest printed ===TVLAB-READY===, 1 when it crashed
-# (TCG's emulation now and then makes a PVH guest triple-fault at boot; its
-# domain is preserved in state "c"), fails the run on a timeout or init error.
-waitready() {
-	log=/share/out/console/guest-$1.log
-	now
-	t0=$NOW
-	n=0
-	while ! grep -q '===TVLAB-READY===' "$log" 2>/dev/null; do
-		n=$((n + 1))
-		now
-		t=$((NOW - t0))
-		[ $t -lt "$GUEST_WAIT" ] || fail "$1 no ===TVLAB-READY=== within $GUEST_WAIT s"
-		grep -q '===TVLAB-ERROR' "$log" 2>/dev/null && fail "$1 guest init failed"
-		if [ $((n % 8)) -eq 0 ]; then
-			mark "WAITING $1 ${t}s"
-			# up to 3 tries: under TCG a dom0 process now and then aborts
-			# at start ("Aborted", a loader assertion), xl list included
-			state=
-			for try in 1 2 3; do
-				state=$(timeout 60 xl list "$1" < /dev/null 2>/dev/null |
-					awk 'NR == 2 { print $5 }')
-				[ -n "$state" ] && break
-			done
-			[ -n "$state" ] || fail "$1 domain is gone"
-			case $state in *c*) return 1 ;; esac
-		fi
-		sleep 2
-	done
-	return 0
-}
+# each is created only when the previous one is up.
 while read -r name type; do
-	[ -n "$name" ] || continue
-	for boot in 1 2 3 0; do
-		[ $boot -gt 0 ] || fail "$name crashed while booting, 3 times"
-		create "$name" ||
-			fail "$name xl create ($type): $(tail -n 3 /share/out/xl-create-$name.txt | tr '\n' ' ')"
-		mark "GUEST-CREATED $name $type"
-		waitready "$name" && break
-		mark "RETRY $name crashed while booting (attempt $boot)"
-		cp "/share/out/console/guest-$name.log" "/share/out/console/crashed-$name-$boot.log"
-		timeout 60 xl destroy "$name" < /dev/null > /dev/null 2>&1
-		: > "/share/out/console/guest-$name.log"
-	done
-	mark "GUEST-READY $name"
+	[ -n "$name" ] && boot "$name" "$type" boot
 done < /etc/xenlab-guests
 
 # The job: from the host, through the share; bounded.

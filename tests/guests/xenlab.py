@@ -98,10 +98,10 @@ GUEST_MEM_MIB = 128   # small: each job dumps a guest through dom0 RAM and the 9
 GUEST_EXTRA = "console=hvc0 panic=-1 oops=panic"
 # The lab's guests (data): name -> xl type.
 GUESTS = {"tvpv": "pv", "tvpvh": "pvh"}
-RUN_TIMEOUT = float(os.environ.get("XENLAB_TIMEOUT", "1800"))
+RUN_TIMEOUT = float(os.environ.get("XENLAB_TIMEOUT", "2100"))
 # dom0's own bounds (seconds; its /etc/xenlab.conf), kept inside RUN_TIMEOUT
 GUEST_WAIT = 720
-JOB_TIMEOUT = 900
+JOB_TIMEOUT = 1200   # room for a guest booted again mid-job
 
 MARK = "===XENLAB-"
 
@@ -296,7 +296,9 @@ def guest_config(name, typ, k):
     return (f'name = "{name}"\ntype = "{typ}"\n'
             f'kernel = "{kernel}"\nramdisk = "/guest/initrd.img"\n'
             f'extra = "{GUEST_EXTRA}"\nmemory = {GUEST_MEM_MIB}\nvcpus = 1\n'
-            f'on_crash = "preserve"\n').encode()
+            # a guest that dies stays, for the job to notice (xen-dom0-lib.sh's
+            # alive()): a triple fault of an HVM/PVH guest is a reboot to Xen
+            f'on_crash = "preserve"\non_reboot = "preserve"\n').encode()
 
 
 # Blocks of the lab's init.sh a Xen guest skips: awk over all of /proc/kallsyms takes
@@ -322,10 +324,24 @@ retry() {
 """
 
 
+# A second process for the Xen guests, builtins only like the heartbeat: it wakes
+# every 0.2 s, so the guest keeps switching address spaces between it and the
+# heartbeat (an idle guest with one waking process writes no CR3: the kernel
+# keeps the last mm across idle).  Those CR3 writes are what the event tests and
+# bench_xen watch.  Started before the ps block, so it is in the ground truth.
+TICKER = b"""#!/bin/sh
+# tvlab-ticker (Xen lab, tests/guests/xenlab.py): wakes every 0.2 s, never forks
+exec 4<>/run/tvlab.fifo
+while :; do read -t 0.2 -u 4 x; done
+"""
+TICKER_START = "tvlab-heartbeat &\nHEART=$!\n"
+KALLSYMS_LAST = "|linux_proc_banner)$'"
+
+
 def guest_init():
     """The lab's init.sh without SKIP_BLOCKS (each block from its begin line to its end
     line, both of which must be found exactly once), with the RETRIED commands run
-    through retry()."""
+    through retry() and tvlab-ticker started beside the heartbeat."""
     text = (HERE / "init.sh").read_text()
     for b in SKIP_BLOCKS:
         m = list(re.finditer(rf"^begin {b}\n(?:.*\n)*?end {b}\n", text, re.M))
@@ -333,11 +349,15 @@ def guest_init():
             raise XenLabError(f"init.sh: expected one block {b}, found {len(m)}")
         text = text[:m[0].start()] + text[m[0].end():]
     anchor = "end() { echo \"===TVLAB-END $1===\"; }\n"
-    for cmd in RETRIED + (anchor,):
+    for cmd in RETRIED + (anchor, TICKER_START, KALLSYMS_LAST):
         if text.count(cmd) != 1:
             raise XenLabError(f"init.sh: expected {cmd!r} once, found {text.count(cmd)}")
     for cmd in RETRIED:
         text = text.replace(cmd, "retry " + cmd)
+    text = text.replace(TICKER_START, TICKER_START + "tvlab-ticker &\n"
+                        "wait_comm $! tvlab-ticker\n")
+    # the syscall entry, which the kernel writes to LSTAR at boot (the MSR event test)
+    text = text.replace(KALLSYMS_LAST, "|linux_proc_banner|entry_SYSCALL_64)$'")
     return text.replace(anchor, anchor + RETRY_FN).encode()
 
 
@@ -345,6 +365,7 @@ def guest_initramfs(k):
     """The lab's guest initramfs with guest_init() as /init, gzipped (in memory)."""
     ents = [e if e[0] != "init" else (e[0], e[1], guest_init())
             for e in lab.initramfs_entries(k)]
+    ents.append(("tvlab/tvlab-ticker", stat.S_IFREG | 0o755, TICKER))
     if sum(e[0] == "init" for e in ents) != 1:
         raise XenLabError("the lab's initramfs has no single /init")
     return gzip.compress(lab.cpio_newc(ents), mtime=0)
@@ -363,6 +384,7 @@ def dom0_entries(k):
              ("var/run", stat.S_IFLNK | 0o777, b"../run"),
              ("var/lock", stat.S_IFLNK | 0o777, b"../run/lock"),
              ("init", x, (HERE / "xen-dom0-init.sh").read_bytes()),
+             ("etc/xenlab-lib.sh", r, (HERE / "xen-dom0-lib.sh").read_bytes()),
              ("etc/xen/xl.conf", r, b""),
              ("etc/xenlab.conf", r, f"GUEST_WAIT={GUEST_WAIT}\nJOB_TIMEOUT={JOB_TIMEOUT}\n"
               .encode()),
@@ -407,12 +429,15 @@ def ensure_initramfs():
 
 # ---------------------------------------------------------------- run
 
-def stage_share(job):
-    """The share as dom0 will see it: the job, TinyVMI and its libraries; no old output."""
+def stage_share(job, boot_watch=None):
+    """The share as dom0 will see it: the job, its boot watcher if any (see
+    xen-dom0-lib.sh's boot()), TinyVMI and its libraries; no old output."""
     shutil.rmtree(SHARE, ignore_errors=True)
     (SHARE / "out" / "console").mkdir(parents=True)
-    shutil.copy(job, SHARE / "job.sh")
-    (SHARE / "job.sh").chmod(0o755)
+    for src, dst in ((job, "job.sh"), (boot_watch, "boot-watch.sh")):
+        if src:
+            shutil.copy(src, SHARE / dst)
+            (SHARE / dst).chmod(0o755)
     if TINYVMI.is_file():
         # tinyvmi, the examples and the lab's Xen helpers (tests/lab/xen*.c)
         progs = [TINYVMI] + sorted(p for p in TINYVMI.parent.glob("*-example")) + \
@@ -496,7 +521,7 @@ def kill_group(proc):
     proc.wait(timeout=30)
 
 
-def cmd_run(job, timeout=RUN_TIMEOUT, out=None):
+def cmd_run(job, timeout=RUN_TIMEOUT, out=None, boot_watch=None):
     """One run (one at a time: the share is shared); results in out (default RUN)."""
     XEN.mkdir(parents=True, exist_ok=True)
     with open(XEN / f"run{SLOT}.lock", "w") as lk:
@@ -505,17 +530,18 @@ def cmd_run(job, timeout=RUN_TIMEOUT, out=None):
         except BlockingIOError:
             log("another Xen lab run is going on: waiting for it")
             fcntl.flock(lk, fcntl.LOCK_EX)
-        return run_locked(Path(job).resolve(), timeout, Path(out) if out else RUN)
+        return run_locked(Path(job).resolve(), timeout, Path(out) if out else RUN,
+                          Path(boot_watch).resolve() if boot_watch else None)
 
 
-def run_locked(job, timeout, out):
+def run_locked(job, timeout, out, boot_watch=None):
     if not job.is_file():
         raise XenLabError(f"no job script {job}")
     if not shutil.which("qemu-system-x86_64"):
         raise XenLabError("qemu-system-x86_64 is not installed")
     cmd_fetch()
     initrd, k = ensure_initramfs()
-    stage_share(job)
+    stage_share(job, boot_watch)
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     argv = qemu_argv(k, initrd, out)
@@ -571,10 +597,11 @@ def run_locked(job, timeout, out):
 HOST_TOOLS = ("qemu-system-x86_64", "apt-get", "apt-cache", "dpkg-deb", "ldd", "nice")
 
 
-def cached_run(name, job, out, inputs, timeout=1900):
+def cached_run(name, job, out, inputs, timeout=RUN_TIMEOUT + 120, boot_watch=None):
     """The result of running job (a shell script's text) in the lab with its output in
-    out: the last run's (out/result.json) when its inputs were the same -- the job, the
-    lab's scripts, the files in inputs (the programs it runs) --, else a new run, in a
+    out: the last run's (out/result.json) when its inputs were the same -- the job and
+    its boot watcher (a script's text, see xen-dom0-lib.sh's boot()), the lab's
+    scripts, the files in inputs (the programs it runs) --, else a new run, in a
     child process bounded by timeout.  A failed run is kept too (every test reports
     it; a changed input reruns).  XENLAB_REUSE=1 keeps the last run whatever changed
     (while editing a test).  Returns the result dict; its "error" says what failed."""
@@ -593,8 +620,9 @@ def cached_run(name, job, out, inputs, timeout=1900):
     p = subprocess.run(me + ["fetch"], capture_output=True, text=True, timeout=900)
     if p.returncode:
         return {"error": f"xenlab.py fetch failed:\n{p.stderr[-3000:]}"}
-    h = hashlib.sha256(job.encode())
-    for f in [HERE / n for n in ("xenlab.py", "xen-dom0-init.sh", "init.sh", "lab.py")] + \
+    h = hashlib.sha256(job.encode() + (boot_watch or "").encode())
+    for f in [HERE / n for n in ("xenlab.py", "xen-dom0-init.sh",
+                                                "xen-dom0-lib.sh", "init.sh", "lab.py")] + \
             [Path(f) for f in inputs] + [XEN / "fetch.json"]:
         if f.exists():
             h.update(f.read_bytes())
@@ -603,9 +631,13 @@ def cached_run(name, job, out, inputs, timeout=1900):
         return res
     path = XEN / f"{name}-job.sh"
     path.write_text(job)
+    watch = []
+    if boot_watch:
+        (XEN / f"{name}-boot-watch.sh").write_text(boot_watch)
+        watch = ["--boot-watch", str(XEN / f"{name}-boot-watch.sh")]
     try:
-        p = subprocess.run(me + ["run", str(path), "--out", str(out)], capture_output=True,
-                           text=True, timeout=timeout)
+        p = subprocess.run(me + ["run", str(path), "--out", str(out)] + watch,
+                           capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         # recorded like any failure, so that the next test does not start a run
         p = subprocess.CompletedProcess([], 124, "", f"no result in {timeout} s")
@@ -619,11 +651,12 @@ def cached_run(name, job, out, inputs, timeout=1900):
 
 
 def job_sections(text):
-    """A job's output split at its '== title' lines: {title: [lines]}."""
+    """A job's output split at its '== title' lines: {title: [lines]}.  A title
+    seen again (the steps redone on a guest that crashed) keeps its last lines."""
     secs, cur = {}, None
     for ln in text.splitlines():
         if ln.startswith("== "):
-            cur = secs.setdefault(ln[3:].strip(), [])
+            cur = secs[ln[3:].strip()] = []
         elif cur is not None:
             cur.append(ln)
     return secs
@@ -767,6 +800,8 @@ def main(argv):
     r.add_argument("job")
     r.add_argument("--timeout", type=float, default=RUN_TIMEOUT)
     r.add_argument("--out", help=f"results directory (default {RUN})")
+    r.add_argument("--boot-watch", help="a script dom0 runs beside each guest's boot, "
+                   "the guest created paused (xen-dom0-lib.sh's boot())")
     c = sub.add_parser("core2raw", help="xl dump-core file -> raw image + facts (JSON)")
     c.add_argument("core")
     c.add_argument("raw")
@@ -776,7 +811,7 @@ def main(argv):
     elif a.cmd == "initramfs":
         print(ensure_initramfs()[0])
     elif a.cmd == "run":
-        cmd_run(a.job, a.timeout, a.out)
+        cmd_run(a.job, a.timeout, a.out, a.boot_watch)
     elif a.cmd == "core2raw":
         print(json.dumps(core2raw(a.core, a.raw)))
 
