@@ -575,9 +575,7 @@ static int do_register(struct vmi_instance *vmi, vmi_event_t *ev)
                            "events only", vmi->drv.name);
         if (e->int3)
             return tv_fail(vmi, TINYVMI_EINVAL, "an INT3 event is registered");
-        /* A monitor (Xen) hears the guest's INT3s itself, as LibVMI does
-         * there; a debugger (QEMU) gets a breakpoint at the #BP handler. */
-        if (vmi->drv.ev->monitor || !vmi->drv.ev->breakpoint) {
+        if (!vmi->drv.ev->breakpoint) {
             if ((rc = mon(vmi, TV_MON_INT3, 0, true)))
                 return rc;
             e->int3_mon = true;
