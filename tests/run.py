@@ -6,10 +6,8 @@ timeout.  Suites:
   core      the core is freestanding (make check-core)
   cli       tests/cli/*.py: the tinyvmi command on generated inputs
   lab       tests/lab/*.py: real Linux guests under QEMU (tests/guests)
-  xen       tests/xen/test_xen.py: Xen 4.17 with PV/PVH guests under QEMU
-            (on demand: not in make test yet)
-  xen-events  tests/xen/test_xen_events.py: vm_event in the Xen lab (on
-            demand, not in make test)
+  xen       tests/xen/test_xen.py: Xen 4.17 with PV/PVH guests under QEMU,
+            the Xen driver and its vm_event events
   fuzz-regress  each fuzz target on its corpus plus 20,000 seeded inputs
   fuzz      each fuzz target for a minute (make fuzz only)
 Ends with the line "N passed, N failed" (", N skipped" when some skip).
@@ -76,19 +74,13 @@ SUITES = {
     "lab": lambda: py_tests("tests/lab/test_*.py", "lab", 1800),
     # Xen under QEMU (tests/guests/xenlab.py): one lab run serves a file's
     # tests; the first test of a file boots it (5-18 minutes).
-    "xen": lambda: py_tests("tests/xen/test_xen.py", "xen", 2100),
-    # vm_event in the Xen lab: on demand (a third guest boots under the
-    # event probe; 15-25 minutes, and not yet passing whole: issue 7)
-    "xen-events": lambda: py_tests("tests/xen/test_xen_events.py", "xen", 2100),
+    "xen": lambda: py_tests("tests/xen/test_xen.py", "xen", 2400),
     # make test: the corpus and a fixed number of seeded runs (repeatable);
     # make fuzz: a longer, open-ended search.
     "fuzz-regress": lambda: fuzz_tests(["-seed=1", "-runs=20000"], False),
     "fuzz": lambda: fuzz_tests(["-max_total_time=60"], True),
 }
-# "xen" is not in make test yet: the lab's PVH guest triple-faults now and
-# then under TCG, also after boot (a clean-clone CI run lost 4 of 17 tests
-# to it); run it with --only xen.
-DEFAULT = ["unit", "unit-san", "core", "fuzz-regress", "cli", "lab"]
+DEFAULT = ["unit", "unit-san", "core", "fuzz-regress", "cli", "lab", "xen"]
 
 
 def run_one(test):
@@ -146,7 +138,7 @@ def prepare_lab():
     os.makedirs(os.path.join(ROOT, "build"), exist_ok=True)
     free = shutil.disk_usage(os.path.join(ROOT, "build")).free
     print(f"lab: {free / 1e9:.1f} GB free on build/'s disk "
-          "(the lab keeps about 5 GB there)", flush=True)
+          "(the lab keeps about 4 GB there)", flush=True)
     for args in [["fetch"]] + [["ensure", g] for g in LAB_GUESTS]:
         p = subprocess.run(lab + args, cwd=ROOT, capture_output=True,
                            text=True, timeout=1800)
