@@ -105,11 +105,13 @@ static void print_timing(const char *name, timing_t *t, double seconds)
     double span = (double)(t->last_start - t->first) / 1e9;
     printf("\"%s\": {\"hits\": %" PRIu64 ", \"samples\": %zu, "
            "\"seconds\": %.3f, \"hits_per_s\": %.1f, \"median_us\": %.1f, "
-           "\"p90_us\": %.1f, \"min_us\": %.1f, \"max_us\": %.1f}",
+           "\"p90_us\": %.1f, \"p10_us\": %.1f, \"min_us\": %.1f, "
+           "\"max_us\": %.1f}",
            name, t->hits, t->n, seconds,
            t->hits > 1 && span > 0 ? (double)(t->hits - 1) / span : 0.0,
            (double)quantile(t->gap, t->n, 0.5) / 1e3,
            (double)quantile(t->gap, t->n, 0.9) / 1e3,
+           (double)quantile(t->gap, t->n, 0.1) / 1e3,
            (double)quantile(t->gap, t->n, 0.0) / 1e3,
            (double)quantile(t->gap, t->n, 1.0) / 1e3);
 }
