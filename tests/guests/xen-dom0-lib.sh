@@ -60,7 +60,7 @@ alive() {
 	return 0
 }
 
-# create NAME: the guest created, up to 3 tries.  With a boot watcher on the
+# create NAME TYPE: the guest created, up to 3 tries.  With a boot watcher on the
 # share (/share/boot-watch.sh, from the job's test), the guest is created
 # paused, the watcher runs (`sh /share/boot-watch.sh NAME TYPE`: it starts what
 # should see the guest from its first instruction and returns), then the guest
@@ -70,8 +70,7 @@ create() {
 	for try in 1 2 3; do
 		if [ -f /share/boot-watch.sh ]; then
 			xl create -p "/etc/xen/$1.cfg" < /dev/null > "/share/out/xl-create-$1.txt" 2>&1 &&
-				timeout 120 sh /share/boot-watch.sh "$1" \
-					"$(awk -v n="$1" '$1 == n { print $2 }' /etc/xenlab-guests)" \
+				timeout 120 sh /share/boot-watch.sh "$1" "$2" \
 					>> "/share/out/boot-watch-$1.txt" 2>&1 < /dev/null &&
 				xl unpause "$1" < /dev/null >> "/share/out/xl-create-$1.txt" 2>&1 &&
 				return 0
@@ -127,7 +126,7 @@ boot() {
 	local try
 	for try in 1 2 3 4 5 0; do
 		[ $try -gt 0 ] || fail "$1 crashed while booting, 5 times"
-		create "$1" ||
+		create "$1" "$2" ||
 			fail "$1 xl create ($2): $(tail -n 3 /share/out/xl-create-$1.txt | tr '\n' ' ')"
 		mark "GUEST-CREATED $1 $2"
 		waitready "$1" && break
