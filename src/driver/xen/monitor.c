@@ -1105,14 +1105,22 @@ void tv_xen_monitor_close(struct tv_xen *x)
     tv_xen_monitor_t *m = x ? x->mon : NULL;
     if (!m)
         return;
+    /* The domain stands still while the events go: a vCPU that was putting
+     * a request as its event was turned off would otherwise put it after the
+     * last look at the ring, and wait for an answer that never comes (Xen
+     * frees the ring, not the vCPUs paused for their requests).  Pausing
+     * waits until every vCPU is out of Xen, so all requests are in the ring
+     * for drain(). */
+    bool paused = m->page && !x->lib.xc_domain_pause(x->xch, x->domid);
     for (int i = 0; i < TV_XEN_NBP; i++)
         if (m->bp_on[i] && dr_slot(x, i, 0, false) == TINYVMI_OK)
             m->bp_on[i] = false;
     if (m->page) {
         all_off(x, m);
         drain(x, m);
-        /* Xen refuses (EBUSY) while vCPUs wait for ring space: answer
-         * what they put meanwhile and retry, a bounded number of times */
+        /* Xen refuses (EBUSY) while vCPUs wait for ring space (async
+         * requests): let them put what they hold, answer it and retry, a
+         * bounded number of times */
         for (int tries = 0; tries < 50; tries++) {
             if (!x->lib.xc_monitor_disable(x->xch, x->domid))
                 break;
@@ -1121,9 +1129,16 @@ void tv_xen_monitor_close(struct tv_xen *x)
                        x->domid, strerror(errno));
                 break;
             }
+            if (paused)
+                paused = x->lib.xc_domain_unpause(x->xch, x->domid) != 0;
             drain(x, m);
             nanosleep(&(struct timespec){0, 20 * 1000 * 1000}, NULL);
+            paused = !x->lib.xc_domain_pause(x->xch, x->domid);
+            drain(x, m);
         }
+        if (paused && x->lib.xc_domain_unpause(x->xch, x->domid))
+            tv_log(x->vmi, 0, "xen: unpausing domain %u after the events: %s",
+                   x->domid, strerror(errno));
         x->lib.xenevtchn_unbind(m->xce, (evtchn_port_t)m->port);
         x->lib.xenevtchn_close(m->xce);
         munmap(m->page, XC_PAGE_SIZE);
