@@ -324,24 +324,80 @@ retry() {
 """
 
 
-# A second process for the Xen guests, builtins only like the heartbeat: it wakes
-# every 0.2 s, so the guest keeps switching address spaces between it and the
-# heartbeat (an idle guest with one waking process writes no CR3: the kernel
-# keeps the last mm across idle).  Those CR3 writes are what the event tests and
-# bench_xen watch.  Started before the ps block, so it is in the ground truth.
+# Two more processes for the Xen guests, builtins only like the heartbeat.
+# tvlab-ticker wakes every 0.2 s, so the guest keeps switching address spaces
+# between it and the heartbeat (an idle guest with one waking process writes no
+# CR3: the kernel keeps the last mm across idle).  In a PVH or HVM guest (the
+# ones vm_event watches), once the guest is ready, every 5th wake it also plays
+# 16 rounds of ping-pong with tvlab-pong through two fifos: on the guests' one
+# vCPU that is 32 address-space switches back to back, a few guest instructions
+# apart, whose CR3 events bench_xen times.  Not in a PV guest: under TCG its
+# busy shells now and then lose a byte of a command ("ech: not found").  Every
+# 10th wake it prints TVLAB-TICK N, which tells the job it still runs, and stops
+# printing them if tvlab-pong stops answering.  Both start before the ps block,
+# so they are in the ground truth; init checks they are still there before it
+# says READY.
 TICKER = b"""#!/bin/sh
 # tvlab-ticker (Xen lab, tests/guests/xenlab.py): wakes every 0.2 s, never forks
 exec 4<>/run/tvlab.fifo
-while :; do read -t 0.2 -u 4 x; done
+exec 5<>/run/tvlab.ping
+exec 6<>/run/tvlab.pong
+type=
+read -r type < /sys/hypervisor/guest_type
+n=0
+lost=
+while :; do
+	read -t 0.2 -u 4 x
+	[ -e /run/tvlab-ready ] || continue
+	n=$((n + 1))
+	if [ "$type" != PV ] && [ -z "$lost" ] && [ $((n % 5)) -eq 0 ]; then
+		i=0
+		while [ $i -lt 16 ]; do
+			echo p >&5
+			if ! read -t 2 -u 6 x; then
+				echo "TVLAB-PONG-LOST"
+				lost=1
+				break
+			fi
+			i=$((i + 1))
+		done
+	fi
+	[ -z "$lost" ] && [ $((n % 10)) -eq 0 ] && echo "TVLAB-TICK $n"
+done
+"""
+PONG = b"""#!/bin/sh
+# tvlab-pong (Xen lab, tests/guests/xenlab.py): answers tvlab-ticker's pings
+exec 5<>/run/tvlab.ping
+exec 6<>/run/tvlab.pong
+while read -u 5 x; do echo p >&6; done
 """
 TICKER_START = "tvlab-heartbeat &\nHEART=$!\n"
+TICKER_STARTED = """mkfifo /run/tvlab.ping /run/tvlab.pong
+tvlab-pong &
+PONG=$!
+wait_comm $PONG tvlab-pong
+tvlab-ticker &
+TICK=$!
+wait_comm $TICK tvlab-ticker
+"""
+READY = "touch /run/tvlab-ready\n"
+# a lab process that died under TCG before READY makes init give up (the guest
+# is booted again); its ground truth would lack it, and the CR3 tests its wakes
+LIVE_CHECK = """for p in "$HEART tvlab-heartbeat" "$TICK tvlab-ticker" "$PONG tvlab-pong"; do
+	set -- $p
+	c=
+	read -r c < "/proc/$1/comm"
+	[ "$c" = "$2" ] || fail "$2 (pid $1) died before READY"
+done
+"""
 KALLSYMS_LAST = "|linux_proc_banner)$'"
 
 
 def guest_init():
     """The lab's init.sh without SKIP_BLOCKS (each block from its begin line to its end
     line, both of which must be found exactly once), with the RETRIED commands run
-    through retry() and tvlab-ticker started beside the heartbeat."""
+    through retry(), tvlab-pong and tvlab-ticker started beside the heartbeat, and
+    the three checked before READY."""
     text = (HERE / "init.sh").read_text()
     for b in SKIP_BLOCKS:
         m = list(re.finditer(rf"^begin {b}\n(?:.*\n)*?end {b}\n", text, re.M))
@@ -349,13 +405,13 @@ def guest_init():
             raise XenLabError(f"init.sh: expected one block {b}, found {len(m)}")
         text = text[:m[0].start()] + text[m[0].end():]
     anchor = "end() { echo \"===TVLAB-END $1===\"; }\n"
-    for cmd in RETRIED + (anchor, TICKER_START, KALLSYMS_LAST):
+    for cmd in RETRIED + (anchor, TICKER_START, KALLSYMS_LAST, READY):
         if text.count(cmd) != 1:
             raise XenLabError(f"init.sh: expected {cmd!r} once, found {text.count(cmd)}")
     for cmd in RETRIED:
         text = text.replace(cmd, "retry " + cmd)
-    text = text.replace(TICKER_START, TICKER_START + "tvlab-ticker &\n"
-                        "wait_comm $! tvlab-ticker\n")
+    text = text.replace(TICKER_START, TICKER_START + TICKER_STARTED)
+    text = text.replace(READY, LIVE_CHECK + READY)
     # the syscall entry, which the kernel writes to LSTAR at boot (the MSR event test)
     text = text.replace(KALLSYMS_LAST, "|linux_proc_banner|entry_SYSCALL_64)$'")
     return text.replace(anchor, anchor + RETRY_FN).encode()
@@ -366,6 +422,7 @@ def guest_initramfs(k):
     ents = [e if e[0] != "init" else (e[0], e[1], guest_init())
             for e in lab.initramfs_entries(k)]
     ents.append(("tvlab/tvlab-ticker", stat.S_IFREG | 0o755, TICKER))
+    ents.append(("tvlab/tvlab-pong", stat.S_IFREG | 0o755, PONG))
     if sum(e[0] == "init" for e in ents) != 1:
         raise XenLabError("the lab's initramfs has no single /init")
     return gzip.compress(lab.cpio_newc(ents), mtime=0)
