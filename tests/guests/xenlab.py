@@ -16,7 +16,9 @@ initramfs as multiboot modules.  Xen and dom0 (hvc0) print on COM1 -> run/xen.lo
 build/lab/xen/share is dom0's /share (QEMU -virtfs, 9p over virtio-pci): the job, the
 TinyVMI binary and its libraries go in from the host; the guests' console logs
 (xenconsoled), the job's output and dom0's progress come back out.  Nothing on the host
-is installed or changed outside build/lab.
+is installed or changed outside build/lab.  The guests run the guest lab's /init
+(tests/guests/init.sh, adapted by guest_init()) with two more processes, tvlab-ticker
+and tvlab-pong (TICKER below), which keep a PVH guest switching address spaces.
 
 Python standard library only; host tools: apt-get, dpkg-deb, ldd, qemu-system-x86_64.
 """
@@ -330,8 +332,8 @@ retry() {
 # CR3: the kernel keeps the last mm across idle).  In a PVH or HVM guest (the
 # ones vm_event watches), once the guest is ready, every 5th wake it also plays
 # 16 rounds of ping-pong with tvlab-pong through two fifos: on the guests' one
-# vCPU that is 32 address-space switches back to back, a few guest instructions
-# apart, whose CR3 events bench_xen times.  Not in a PV guest: under TCG its
+# vCPU each round is two address-space switches or more, back to back, a few
+# guest instructions apart, whose CR3 events bench_xen times.  Not in a PV guest: under TCG its
 # busy shells now and then lose a byte of a command ("ech: not found").  Every
 # 10th wake it prints TVLAB-TICK N, which tells the job it still runs, and stops
 # printing them if tvlab-pong stops answering.  Both start before the ps block,
