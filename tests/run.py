@@ -7,7 +7,7 @@ timeout.  Suites:
   cli       tests/cli/*.py: the tinyvmi command on generated inputs
   lab       tests/lab/*.py: real Linux guests under QEMU (tests/guests)
   xen       tests/xen/test_xen.py: Xen 4.17 with PV/PVH guests under QEMU,
-            the Xen driver and its vm_event events (on demand)
+            the Xen driver and its vm_event events
   fuzz-regress  each fuzz target on its corpus plus 20,000 seeded inputs
   fuzz      each fuzz target for a minute (make fuzz only)
 Ends with the line "N passed, N failed" (", N skipped" when some skip).
@@ -80,10 +80,7 @@ SUITES = {
     "fuzz-regress": lambda: fuzz_tests(["-seed=1", "-runs=20000"], False),
     "fuzz": lambda: fuzz_tests(["-max_total_time=60"], True),
 }
-# "xen" is on demand again: of two clean-clone CI runs, one passed whole and
-# one lost 3 tests to the PVH guest's tvlab-ticker dying under TCG before
-# the guest printed its ps (no ticker, no CR3 writes); run it with --only xen.
-DEFAULT = ["unit", "unit-san", "core", "fuzz-regress", "cli", "lab"]
+DEFAULT = ["unit", "unit-san", "core", "fuzz-regress", "cli", "lab", "xen"]
 
 
 def run_one(test):
