@@ -70,7 +70,8 @@ XEN_PKGS = ("xen-hypervisor-4.17-amd64", "xen-utils-4.17", "libxenmisc4.17",
             "libxenhypfs1", "libyajl2")
 XEN_BIN = f"usr/lib/xen-{XEN_VER}/bin"
 # dom0's programs (under XEN_BIN in the package)
-DOM0_PROGS = ("xl", "xenstored", "xenconsoled", "xen-init-dom0", "xenconsole")
+DOM0_PROGS = ("xl", "xenstored", "xenconsoled", "xen-init-dom0", "xenconsole", "xenctx",
+              "xen-hvmctx")
 # dom0's modules, in load order (Xen's device modules before xenfs, as seen to work);
 # their dependencies (modinfo depends=) are added before them.
 DOM0_MODULES = ("xen-privcmd", "xen-evtchn", "xen-gntdev", "xen-gntalloc", "xenfs",

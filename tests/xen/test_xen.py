@@ -108,8 +108,8 @@ lively() {
 		sleep 1
 		n=$((n + 1))
 	done
-	echo "$1: no new heartbeat or tick in 30 s (heartbeats $h0 -> $(hb $1), ticks $k0 -> $(ticks $1))" \
-		>> "$O/crashed.log"
+	echo "$1: no new heartbeat or tick in 30 s (heartbeats $h0 -> $(hb $1)," \
+		"ticks $k0 -> $(ticks $1))" >> "$O/crashed.log"
 	return 1
 }
 # A guest that crashed while the steps ran (under TCG the PVH guest now and then
@@ -196,6 +196,38 @@ for try in 1 2 3; do
 done
 alive $g "${st% *}"
 echo "alive rc=$? $(xlstate $g)"
+# Each guest paused: its vCPU 0 and kernel memory as Xen's own tools see them
+# (xenctx: libxenctrl's context and its page walk, xc_translate_foreign_address,
+# through foreign mappings; no TinyVMI code) beside tinyvmi's view.  The
+# addresses come from the guest's own kallsyms and module sections.  1 KiB
+# each (xenctx prints 32 bytes a line).
+X=/usr/lib/xen-4.17/bin
+for g in $XENLAB_GUESTS; do
+	echo "== xenctx $g"
+	id=$(xlstate $g)
+	id=${id% *}
+	log="$O/console/guest-$g.log"
+	ldretry xl pause $g
+	ldretry $X/xenctx -a $id 0 > "$O/xenctx-$g-regs.txt" 2>&1
+	echo "regs rc=$?"
+	$TV info xen:$g --json > "$O/xenctx-$g-info.json" 2> "$O/xenctx-$g-info.err"
+	echo "info rc=$?"
+	for s in linux_banner init_task sys_call_table _stext idt_table jiffies_64 \
+		do_sys_openat2 loop:.text loop:.data; do
+		case $s in
+		*:*) a=$(tr -d '\r' < "$log" | awk -v m=${s%%:*} -v n=${s#*:} \
+			'$1 == m && $2 == n { print $3; exit }') ;;
+		*) a=$(tr -d '\r' < "$log" | awk -v n=$s \
+			'NF == 3 && $3 == n { print "0x" $1; exit }') ;;
+		esac
+		[ -n "$a" ] || { echo "$s no address"; continue; }
+		ldretry $X/xenctx -m $a -l 32 $id 0 > "$O/xenctx-$g-$s.txt" 2>&1
+		r1=$?
+		$TV read xen:$g $a 1024 --raw > "$O/xenctx-$g-$s.bin" 2> "$O/xenctx-$g-$s.err"
+		echo "$s $a xenctx=$r1 tinyvmi=$?"
+	done
+	ldretry xl unpause $g
+done
 # The PV guest paused: Xen's own dump of it, and tinyvmi's raw dump of the same
 # memory.  xl dump-core writes to dom0's RAM first: its zero-copy writes of
 # foreign-mapped pages fail on the 9p share (EFAULT).  Not the PVH guest: for
@@ -500,6 +532,74 @@ def info(g, typ):
           f"info xen:{g}: memsize {i.get('memsize')} for {xenlab.GUEST_MEM_MIB} MiB")
 
 
+# the kernel symbols the job reads through xenctx (the module ones may be
+# missing: the guest prints module sections through children that can die)
+XENCTX_KERNEL = ("linux_banner", "init_task", "sys_call_table", "_stext", "idt_table",
+                 "jiffies_64", "do_sys_openat2")
+
+
+def xenctx_memory(path):
+    """The bytes of xenctx's "Memory (address A):" block: lines of 64-bit words
+    in hex, each little-endian in memory."""
+    out, seen = bytearray(), False
+    for ln in text(path).splitlines():
+        if ln.startswith("Memory (address "):
+            seen = True
+            continue
+        if seen:
+            words = ln.split()
+            if not words or not all(re.fullmatch(r"[0-9a-f]{16}", w) for w in words):
+                break
+            for w in words:
+                out += int(w, 16).to_bytes(8, "little")
+    return bytes(out) if seen else None
+
+
+def reads_match_xenctx(g):
+    """With the guest paused, 1 KiB at each of several kernel addresses (the
+    guest's own kallsyms: text, data, the syscall table, a module's text and
+    data) reads the same through tinyvmi as through Xen's xenctx, which walks
+    the guest's page tables with libxenctrl's own code and maps the frames
+    itself; and vCPU 0's RIP and CR3 are the same in both."""
+    live(g)
+    lines = job_section(f"xenctx {g}")
+    check(lines, f"no xenctx section for {g} in the job's output")
+    res = {}
+    for ln in lines:
+        f = ln.split()
+        if len(f) == 4 and f[2].startswith("xenctx=") and f[3].startswith("tinyvmi="):
+            res[f[0]] = (int(f[1], 16), int(f[2][7:]), int(f[3][8:]))
+    missing = [n for n in XENCTX_KERNEL if n not in res]
+    check(not missing, f"{g}: no read of {missing}:\n" + "\n".join(lines))
+    compared = []
+    for name, (addr, rx, rt) in res.items():
+        check(rx == 0, f"{g}: xenctx -m {addr:#x} failed:\n"
+              + optional(f"xenctx-{g}-{name}.txt")[-1500:])
+        check(rt == 0, f"{g}: tinyvmi read {addr:#x} ({name}) failed: "
+              + optional(f"xenctx-{g}-{name}.err")[-1500:])
+        theirs = xenctx_memory(f"xenctx-{g}-{name}.txt")
+        check(theirs is not None and len(theirs) == 1024,
+              f"{g}: xenctx gave {len(theirs or b'')} bytes at {name}:\n"
+              + optional(f"xenctx-{g}-{name}.txt")[:1500])
+        with open(os.path.join(OUT, f"xenctx-{g}-{name}.bin"), "rb") as f:
+            ours = f.read()
+        at = next((i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b),
+                  min(len(ours), len(theirs)))
+        check(ours == theirs, f"{g}: {name} at {addr:#x}: tinyvmi and xenctx differ "
+              f"from byte {at} ({len(ours)} bytes read)")
+        compared.append(name)
+    regs = text(f"xenctx-{g}-regs.txt")
+    info = json.loads(text(f"xenctx-{g}-info.json"))["vcpus"][0]
+    rip = re.search(r"^rip: ([0-9a-f]+)", regs, re.M)
+    check(rip and int(rip.group(1), 16) == int(info["rip"], 16),
+          f"{g}: vCPU 0's RIP: tinyvmi {info['rip']}, xenctx:\n{regs[:1500]}")
+    cr3 = re.search(r"\bcr3: ([0-9a-f]+)", regs)
+    check(cr3 and int(cr3.group(1), 16) == int(info["cr3"], 16),
+          f"{g}: vCPU 0's CR3: tinyvmi {info['cr3']}, xenctx:\n{regs[:1500]}")
+    print(f"{g}: {len(compared)} KiB equal ({', '.join(compared)}); RIP {info['rip']}, "
+          f"CR3 {info['cr3']} equal")
+
+
 def dump_matches_core(g):
     """With the guest paused, every page of Xen's own `xl dump-core` equals the same
     frame of `tinyvmi dump xen:G` (machine frames for PV, guest frames for PVH)."""
@@ -564,7 +664,7 @@ def core_file(g):
 
 
 for _g, _t in ((PV, "pv"), (PVH, "pvh")):
-    for _fn in (ps_modules, sym, control) + ((dump_matches_core, core_file)
+    for _fn in (ps_modules, sym, control, reads_match_xenctx) + ((dump_matches_core, core_file)
                                              if _g == PV else ()):
         globals()[f"test_{_fn.__name__}_{_t}"] = (lambda f, g: lambda: f(g))(_fn, _g)
     globals()[f"test_info_{_t}"] = (lambda g, t: lambda: info(g, t))(_g, _t)
