@@ -1129,11 +1129,12 @@ void tv_xen_monitor_close(struct tv_xen *x)
                        x->domid, strerror(errno));
                 break;
             }
-            if (paused)
-                paused = x->lib.xc_domain_unpause(x->xch, x->domid) != 0;
+            if (paused && !x->lib.xc_domain_unpause(x->xch, x->domid))
+                paused = false;
             drain(x, m);
             nanosleep(&(struct timespec){0, 20 * 1000 * 1000}, NULL);
-            paused = !x->lib.xc_domain_pause(x->xch, x->domid);
+            if (!paused) /* one pause of ours at most: one unpause below */
+                paused = !x->lib.xc_domain_pause(x->xch, x->domid);
             drain(x, m);
         }
         if (paused && x->lib.xc_domain_unpause(x->xch, x->domid))
