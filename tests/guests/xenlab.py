@@ -70,8 +70,7 @@ XEN_PKGS = ("xen-hypervisor-4.17-amd64", "xen-utils-4.17", "libxenmisc4.17",
             "libxenhypfs1", "libyajl2")
 XEN_BIN = f"usr/lib/xen-{XEN_VER}/bin"
 # dom0's programs (under XEN_BIN in the package)
-DOM0_PROGS = ("xl", "xenstored", "xenconsoled", "xen-init-dom0", "xenconsole", "xenctx",
-              "xen-hvmctx")
+DOM0_PROGS = ("xl", "xenstored", "xenconsoled", "xen-init-dom0", "xenconsole", "xenctx")
 # dom0's modules, in load order (Xen's device modules before xenfs, as seen to work);
 # their dependencies (modinfo depends=) are added before them.
 DOM0_MODULES = ("xen-privcmd", "xen-evtchn", "xen-gntdev", "xen-gntalloc", "xenfs",
@@ -334,8 +333,9 @@ retry() {
 # ones vm_event watches), once the guest is ready, every 5th wake it also plays
 # 16 rounds of ping-pong with tvlab-pong through two fifos: on the guests' one
 # vCPU each round is two address-space switches or more, back to back, a few
-# guest instructions apart, whose CR3 events bench_xen times.  Not in a PV guest: under TCG its
-# busy shells now and then lose a byte of a command ("ech: not found").  Every
+# guest instructions apart, whose CR3 events bench_xen times.  Not in a PV
+# guest: under TCG its busy shells now and then lose a byte of a command ("ech:
+# not found").  Every
 # 10th wake it prints TVLAB-TICK N, which tells the job it still runs, and stops
 # printing them if tvlab-pong stops answering.  Both start before the ps block,
 # so they are in the ground truth; init checks they are still there before it

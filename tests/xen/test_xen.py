@@ -201,14 +201,13 @@ echo "alive rc=$? $(xlstate $g)"
 # through foreign mappings; no TinyVMI code) beside tinyvmi's view.  The
 # addresses come from the guest's own kallsyms and module sections.  1 KiB
 # each (xenctx prints 32 bytes a line).
-X=/usr/lib/xen-4.17/bin
 for g in $XENLAB_GUESTS; do
 	echo "== xenctx $g"
 	id=$(xlstate $g)
 	id=${id% *}
 	log="$O/console/guest-$g.log"
 	ldretry xl pause $g
-	ldretry $X/xenctx -a $id 0 > "$O/xenctx-$g-regs.txt" 2>&1
+	ldretry xenctx -a $id 0 > "$O/xenctx-$g-regs.txt" 2>&1
 	echo "regs rc=$?"
 	$TV info xen:$g --json > "$O/xenctx-$g-info.json" 2> "$O/xenctx-$g-info.err"
 	echo "info rc=$?"
@@ -221,7 +220,7 @@ for g in $XENLAB_GUESTS; do
 			'NF == 3 && $3 == n { print "0x" $1; exit }') ;;
 		esac
 		[ -n "$a" ] || { echo "$s no address"; continue; }
-		ldretry $X/xenctx -m $a -l 32 $id 0 > "$O/xenctx-$g-$s.txt" 2>&1
+		ldretry xenctx -m $a -l 32 $id 0 > "$O/xenctx-$g-$s.txt" 2>&1
 		r1=$?
 		$TV read xen:$g $a 1024 --raw > "$O/xenctx-$g-$s.bin" 2> "$O/xenctx-$g-$s.err"
 		echo "$s $a xenctx=$r1 tinyvmi=$?"
