@@ -103,7 +103,7 @@ GUESTS = {"tvpv": "pv", "tvpvh": "pvh"}
 RUN_TIMEOUT = float(os.environ.get("XENLAB_TIMEOUT", "2100"))
 # dom0's own bounds (seconds; its /etc/xenlab.conf), kept inside RUN_TIMEOUT
 GUEST_WAIT = 720
-JOB_TIMEOUT = 1200   # room for a guest booted again mid-job
+JOB_TIMEOUT = 1500   # room for a guest booted again mid-job, on a slow host
 
 MARK = "===XENLAB-"
 
@@ -539,6 +539,21 @@ def tail(path, n=30):
         return "    (no file)"
 
 
+def dom0_trouble(out):
+    """What dom0's kernel said about processes it killed or that hung, and the
+    guests the job booted again: for a job that did not end well."""
+    said = []
+    dmesg = out / "dom0-dmesg.txt"
+    if dmesg.exists():
+        said = [ln for ln in dmesg.read_bytes().decode(errors="replace").splitlines()
+                if re.search(r"Out of memory|oom-kill|Killed process|blocked for more "
+                             r"than|segfault|BUG|Oops", ln)][-20:]
+    crashed = out / "crashed.log"
+    return ((f"\n  dom0's kernel ({dmesg}):\n" + "\n".join("    " + ln for ln in said)
+             if said else "") +
+            (f"\n  {crashed}:\n{tail(crashed, 10)}" if crashed.exists() else ""))
+
+
 def verdict(res, out):
     """The first stage that failed, with the log that shows why (None: all good)."""
     m = res["markers"]
@@ -564,10 +579,12 @@ def verdict(res, out):
     done = [rest for kind, rest in m if kind == "JOB-DONE"]
     if not done:
         return (f"the job did not finish\n  {out / 'job.out'}:\n{tail(out / 'job.out')}"
-                + trace)
+                + trace + dom0_trouble(out))
     if done[0].strip() != "0":
-        return (f"the job exited with status {done[0].strip()}\n"
-                f"  {out / 'job.out'}:\n{tail(out / 'job.out')}")
+        why = (f" (SIGKILL: still running after JOB_TIMEOUT, {JOB_TIMEOUT} s)"
+               if done[0].strip() == "137" else "")
+        return (f"the job exited with status {done[0].strip()}{why}\n"
+                f"  {out / 'job.out'}:\n{tail(out / 'job.out')}" + dom0_trouble(out))
     if res["timed_out"]:
         return f"QEMU did not exit after the job (timeout)\n{tail(xenlog)}"
     return None
