@@ -335,11 +335,10 @@ retry() {
 # vCPU each round is two address-space switches or more, back to back, a few
 # guest instructions apart, whose CR3 events bench_xen times.  Not in a PV
 # guest: under TCG its busy shells now and then lose a byte of a command ("ech:
-# not found").  Every
-# 10th wake it prints TVLAB-TICK N, which tells the job it still runs, and stops
-# printing them if tvlab-pong stops answering.  Both start before the ps block,
-# so they are in the ground truth; init checks they are still there before it
-# says READY.
+# not found").  Every 10th wake it prints TVLAB-TICK N, which tells the job it
+# still runs, and stops printing them if tvlab-pong stops answering.  Both
+# start before the ps block, so they are in the ground truth; init checks they
+# are still there before it says READY.
 TICKER = b"""#!/bin/sh
 # tvlab-ticker (Xen lab, tests/guests/xenlab.py): wakes every 0.2 s, never forks
 exec 4<>/run/tvlab.fifo

@@ -59,7 +59,8 @@ ldretry() {
 	cat /tmp/ldretry.err >&2
 	return $rc
 }
-TV="ldretry bound 180 /share/tv/tinyvmi"
+TVBIN=/share/tv/tinyvmi
+TV="ldretry bound 180 $TVBIN"
 . /etc/xenlab.conf
 . /etc/xenlab-lib.sh                    # xlstate, alive, reboot_crashed
 # the boot probe (BOOT_WATCH) may still listen: SIGINT detaches it (a domain
@@ -171,7 +172,7 @@ events() {
 	ldretry bound 60 $B/xenev $g 8 dr:$openat > "$O/ev-dr.out" 2>&1
 	echo "dr rc=$?"
 	t0=$(ts)
-	ldretry bound 90 /share/tv/tinyvmi trace xen:$g do_sys_openat2 --count 3 --seconds 20 \
+	ldretry bound 90 $TVBIN trace xen:$g do_sys_openat2 --count 3 --seconds 20 \
 		--json > "$O/ev-trace.json" 2> "$O/ev-trace.err"
 	echo "trace rc=$? t0=$t0 t1=$(ts)"
 	ldretry bound 60 $B/xenev $g 1 mem:0x1000 singlestep guest-request debug > "$O/ev-caps.out" 2>&1
@@ -539,9 +540,9 @@ def info(g, typ):
           f"info xen:{g}: memsize {i.get('memsize')} for {xenlab.GUEST_MEM_MIB} MiB")
 
 
-# the kernel symbols the job reads through xenctx (the module ones may be
-# missing: the guest prints module sections through children that can die)
-# (text, read-only data, data, the page-aligned IDT in bss)
+# the kernel symbols the job reads through xenctx: text, read-only data, data,
+# the page-aligned IDT in bss (the module ones may be missing: the guest prints
+# module sections through children that can die)
 XENCTX_KERNEL = ("linux_banner", "init_task", "_stext", "idt_table")
 
 
@@ -564,8 +565,8 @@ def xenctx_memory(path):
 
 def reads_match_xenctx(g):
     """With the guest paused, 1 KiB at each of several kernel addresses (the
-    guest's own kallsyms: text, data, the syscall table, a module's text and
-    data) reads the same through tinyvmi as through Xen's xenctx, which walks
+    guest's own kallsyms: text, read-only data, data, bss, a module's text
+    and data) reads the same through tinyvmi as through Xen's xenctx, which walks
     the guest's page tables with libxenctrl's own code and maps the frames
     itself; and vCPU 0's RIP and CR3 are the same in both."""
     live(g)
