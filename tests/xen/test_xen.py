@@ -149,7 +149,18 @@ xl list -l > "$O/xl-list-l.json" 2> "$O/xl-list-l.err"
 # its heartbeat, its state, its kernel text (hashed before and after).
 B=/share/tv
 g=tvpvh
-addr() { $TV sym xen:$1 $2 2>/dev/null | cut -d' ' -f1; }
+# addr G SYMBOL: its address by tinyvmi sym.  An empty answer is asked again
+# (logged as ldretry's are): in a clean-clone run a process of the lookup
+# aborted ("malloc(): unsorted double linked list corrupted") and tinyvmi
+# itself was not retried, so it was not tinyvmi.
+addr() {
+	for t in 1 2 3; do
+		a=$($TV sym xen:$1 $2 2>/dev/null | cut -d' ' -f1)
+		[ -n "$a" ] && break
+		echo "addr $1 $2 (try $t): no answer" >> "$O/ldretry.log"
+	done
+	echo "$a"
+}
 # events: the steps below, redone (up to twice) on a guest booted again when it died
 # meanwhile, as steps() above
 events() {
@@ -789,8 +800,9 @@ def dr_probe():
     """xenev's run with DR0 = do_sys_openat2: the probe, the address, and the
     heartbeats the guest printed meanwhile (each one an open of /proc/uptime)."""
     ev = events()
-    openat = int(ev.get("openat", "0"), 16)
-    check(openat, f"no address for do_sys_openat2: {ev.get('openat')!r}")
+    check(re.fullmatch(r"0x[0-9a-f]+", ev.get("openat", "")),
+          f"no address for do_sys_openat2: {ev.get('openat')!r}")
+    openat = int(ev["openat"], 16)
     p = probe("ev-dr.out")
     return p, openat, "\n".join(p["lines"][-25:])
 
